@@ -1,0 +1,194 @@
+"""The Aspose.OCR Cloud v5 API over urllib3: client-credentials token and one streamed status check."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import urllib3
+
+from ocr_poller.answer_stream import Answer, read_answer
+from ocr_poller.model import StoredResult, TransientApiError
+from ocr_poller.poll import ResultSink
+
+READ_CHUNK_BYTES = 64 * 1024
+TOKEN_REFRESH_MARGIN_SECONDS = 60
+
+
+class SubmitError(RuntimeError):
+    """The API refused a submission."""
+
+
+def submission_body(endpoint: str, content: bytes, *, result_type: str | None = None) -> dict[str, Any]:
+    """The SDK's request body for a file: Base64 `image` and settings, or `text` for speech."""
+    if endpoint == "ConvertTextToSpeech":
+        return {"text": content.decode("utf-8")}
+    settings: dict[str, Any] = {"language": "English"}
+    if result_type:
+        settings["resultType"] = result_type
+    return {"image": base64.b64encode(content).decode("ascii"), "settings": settings}
+
+
+@dataclass(frozen=True, repr=False)
+class Credentials:
+    """Aspose client credentials; repr hides the secret so it never reaches a log."""
+
+    client_id: str
+    client_secret: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(client_id={self.client_id!r}, client_secret=***)"
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+class AsposeApi:
+    """Fetches a task's answer; the token is cached for the life of the process and renewed on 401."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Callable[[], Credentials],
+        *,
+        http: urllib3.PoolManager | None = None,
+        timeout: urllib3.Timeout | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._credentials = credentials
+        self._http = http or urllib3.PoolManager(maxsize=10)
+        self._timeout = timeout or urllib3.Timeout(connect=5.0, read=30.0)
+        self._clock = clock
+        self._token: _Token | None = None
+        self._token_lock = threading.Lock()
+
+    def check(self, endpoint: str, task_id: str, on_result: ResultSink) -> Answer[StoredResult]:
+        """One GET of the task's answer, results streamed to on_result; a 401 renews the token once."""
+        url = f"{self._base_url}/v5.0/ocr/{quote(endpoint)}?id={quote(task_id)}"
+        stale = self._bearer()
+        response = self._get(url, stale)
+        if response.status == 401:
+            response.release_conn()
+            response = self._get(url, self._bearer(renew=stale))
+        try:
+            _raise_for_status(response)
+            return read_answer(response.stream(READ_CHUNK_BYTES), on_result)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise TransientApiError(f"reading the answer failed: {type(exc).__name__}") from exc
+        finally:
+            response.release_conn()
+
+    def submit(self, endpoint: str, body: dict[str, Any]) -> str:
+        """POST a recognition request (the SDK's JSON body); the API answers the new task id."""
+        url = f"{self._base_url}/v5.0/ocr/{quote(endpoint)}"
+        payload = json.dumps(body).encode()
+        stale = self._bearer()
+        response = self._post(url, payload, stale)
+        if response.status == 401:
+            response = self._post(url, payload, self._bearer(renew=stale))
+        if response.status != 200:
+            raise SubmitError(f"POST {url} answered HTTP {response.status}: {response.data[:200]!r}")
+        task_id = response.data.decode("utf-8", "replace").strip().strip('"')
+        if not task_id:
+            raise SubmitError(f"POST {url} answered no task id")
+        return task_id
+
+    def _post(self, url: str, payload: bytes, token: str) -> urllib3.BaseHTTPResponse:
+        try:
+            return self._http.request(
+                "POST",
+                url,
+                body=payload,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                timeout=urllib3.Timeout(connect=self._timeout.connect_timeout, read=120.0),
+                retries=False,
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise TransientApiError(f"POST {url} failed: {type(exc).__name__}: {exc}") from exc
+
+    def _get(self, url: str, token: str) -> urllib3.BaseHTTPResponse:
+        try:
+            return self._http.request(
+                "GET",
+                url,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                preload_content=False,
+                timeout=self._timeout,
+                retries=False,
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise TransientApiError(f"GET {url.split('?')[0]} failed: {type(exc).__name__}: {exc}") from exc
+
+    def _bearer(self, renew: str | None = None) -> str:
+        """The cached token, fetched when missing, about to expire, or equal to `renew` (rejected)."""
+        with self._token_lock:
+            token = self._token
+            if token is None or token.value == renew or token.expires_at <= self._clock():
+                token = self._token = self._fetch_token()
+            return token.value
+
+    def _fetch_token(self) -> _Token:
+        credentials = self._credentials()
+        url = f"{self._base_url}/connect/token"
+        try:
+            response = self._http.request(
+                "POST",
+                url,
+                fields={
+                    "grant_type": "client_credentials",
+                    "client_id": credentials.client_id,
+                    "client_secret": credentials.client_secret,
+                },
+                encode_multipart=False,
+                timeout=self._timeout,
+                retries=False,
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise TransientApiError(f"POST {url} failed: {type(exc).__name__}: {exc}") from exc
+        if response.status != 200:
+            raise TransientApiError(
+                f"token request rejected: HTTP {response.status}",
+                retry_after=_retry_after(response.headers.get("Retry-After"), time.time()),
+            )
+        try:
+            document = json.loads(response.data)
+            value = document["access_token"]
+            lifetime = float(document.get("expires_in", 3600))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TransientApiError("the token answer is not the documented JSON") from exc
+        if not isinstance(value, str) or not value:
+            raise TransientApiError("the token answer holds no access_token")
+        return _Token(value, self._clock() + lifetime - TOKEN_REFRESH_MARGIN_SECONDS)
+
+
+def _raise_for_status(response: urllib3.BaseHTTPResponse) -> None:
+    if response.status == 200:
+        return
+    retry_after = _retry_after(response.headers.get("Retry-After"), time.time())
+    reason = {401: "the token was rejected twice", 429: "throttled"}.get(response.status, "unexpected status")
+    raise TransientApiError(f"HTTP {response.status}: {reason}", retry_after=retry_after)
+
+
+def _retry_after(header: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not header:
+        return None
+    header = header.strip()
+    if header.isdigit():
+        return float(header)
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)

@@ -1,0 +1,104 @@
+"""Settings parsed once from the environment (CONTRACT.md section 2)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ocr_poller.request import ENDPOINTS
+
+SQS_MAX_DELAY_SECONDS = 900
+
+
+class ConfigError(ValueError):
+    """The function's environment is missing a variable or holds a bad value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the poller reads from its environment."""
+
+    results_table: str
+    results_bucket: str
+    poll_queue_url: str
+    dead_letter_queue_url: str | None = None
+    aspose_base_url: str = "https://api.aspose.cloud"
+    aspose_credentials_secret: str | None = None
+    aspose_client_id: str | None = None
+    aspose_client_secret: str | None = None
+    poll_initial_delay_seconds: int = 2
+    poll_max_delay_seconds: int = SQS_MAX_DELAY_SECONDS
+    poll_deadline_seconds: int = 86_400
+    poll_lag_ratio: float = 0.25
+    results_prefix: str = "results/"
+    default_endpoint: str = "RecognizeLabel"
+    event_bus_name: str = "default"
+    record_retention_days: int = 30
+    max_concurrent_checks: int = 10
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the variables of the contract; raise ConfigError on the first bad one."""
+        env = os.environ if env is None else env
+        settings = cls(
+            results_table=_required(env, "RESULTS_TABLE"),
+            results_bucket=_required(env, "RESULTS_BUCKET"),
+            poll_queue_url=_required(env, "POLL_QUEUE_URL"),
+            dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL") or None,
+            aspose_base_url=env.get("ASPOSE_BASE_URL", cls.aspose_base_url).rstrip("/"),
+            aspose_credentials_secret=env.get("ASPOSE_CREDENTIALS_SECRET") or None,
+            aspose_client_id=env.get("ASPOSE_CLIENT_ID") or None,
+            aspose_client_secret=env.get("ASPOSE_CLIENT_SECRET") or None,
+            poll_initial_delay_seconds=_integer(env, "POLL_INITIAL_DELAY_SECONDS", 2, 0, SQS_MAX_DELAY_SECONDS),
+            poll_max_delay_seconds=_integer(
+                env, "POLL_MAX_DELAY_SECONDS", SQS_MAX_DELAY_SECONDS, 1, SQS_MAX_DELAY_SECONDS
+            ),
+            poll_deadline_seconds=_integer(env, "POLL_DEADLINE_SECONDS", 86_400, 1, 10 * 86_400),
+            poll_lag_ratio=_ratio(env, "POLL_LAG_RATIO", 0.25),
+            results_prefix=env.get("RESULTS_PREFIX", cls.results_prefix),
+            default_endpoint=env.get("DEFAULT_ENDPOINT", cls.default_endpoint),
+            event_bus_name=env.get("EVENT_BUS_NAME", cls.event_bus_name),
+            record_retention_days=_integer(env, "RECORD_RETENTION_DAYS", 30, 1, 3650),
+            max_concurrent_checks=_integer(env, "MAX_CONCURRENT_CHECKS", 10, 1, 64),
+        )
+        if settings.default_endpoint not in ENDPOINTS:
+            raise ConfigError(f"DEFAULT_ENDPOINT={settings.default_endpoint!r} is not a v5 result endpoint")
+        if settings.poll_initial_delay_seconds > settings.poll_max_delay_seconds:
+            raise ConfigError("POLL_INITIAL_DELAY_SECONDS must not exceed POLL_MAX_DELAY_SECONDS")
+        if not settings.aspose_base_url.startswith(("https://", "http://")):
+            raise ConfigError(f"ASPOSE_BASE_URL={settings.aspose_base_url!r} is not an http(s) URL")
+        return settings
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is required")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+def _ratio(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+    if not 0 < value <= 10:
+        raise ConfigError(f"{name}={value} is outside (0, 10]")
+    return value

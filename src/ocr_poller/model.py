@@ -1,0 +1,75 @@
+"""Values shared by the domain and the adapters: stored results and the task record (CONTRACT.md 5-6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """A task's status in its record; the first five are the API's own spellings."""
+
+    PENDING = "Pending"
+    PROCESSING = "Processing"
+    COMPLETED = "Completed"
+    ERROR = "Error"
+    NOT_EXIST = "NotExist"
+    EXPIRED = "Expired"
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the poll chain ends with this status."""
+        return self not in (Status.PENDING, Status.PROCESSING)
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One decoded result written to S3."""
+
+    type: str
+    bucket: str
+    key: str
+    content_type: str
+    size: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, str | int]:
+        """The record's and the event's JSON shape."""
+        return {
+            "type": self.type,
+            "bucket": self.bucket,
+            "key": self.key,
+            "contentType": self.content_type,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """The DynamoDB item of one task, written once per check."""
+
+    task_id: str
+    endpoint: str
+    status: Status
+    attempts: int
+    first_check_at: float
+    last_check_at: float
+    committed_by: str  # the delivery (SQS message id or EventBridge event id) whose check wrote this
+    results: tuple[StoredResult, ...] = ()
+    error_messages: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    response_status_code: str | None = None
+    last_error: str | None = None  # the latest transient failure, cleared by a good answer
+    transient_failures: int = 0  # consecutive ones
+    retry_after: float | None = None  # the API's Retry-After on the latest failure
+    announced: bool = field(default=False, compare=False)  # the completion event went out
+
+
+class TransientApiError(Exception):
+    """The API could not answer this time (429, 5xx, timeout, refused, undocumented body): check again later."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after

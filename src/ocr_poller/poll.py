@@ -1,0 +1,276 @@
+"""One check of one task, the decision it leads to, and its effects (CONTRACT.md section 4).
+
+Pure domain code: every outside system is a collaborator passed in, so tests use plain fakes.
+Exactly-once effects on an at-least-once queue rest on one rule: a check only takes effect through
+a conditional write of the task record on its attempt number, and only the delivery that won that
+write re-queues the successor or announces the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Protocol
+
+from ocr_poller.answer_stream import Answer, AnswerFormatError, ResultDecodeError
+from ocr_poller.model import Status, StoredResult, TaskRecord, TransientApiError
+from ocr_poller.request import InvalidRequest, PollRequest, parse_body, parse_document
+from ocr_poller.schedule import Backoff
+
+logger = logging.getLogger(__name__)
+
+ResultSink = Callable[[int, str, Iterator[bytes]], StoredResult]
+
+
+class Api(Protocol):
+    def check(self, endpoint: str, task_id: str, on_result: ResultSink) -> Answer[StoredResult]: ...
+
+
+class ResultStore(Protocol):
+    def put(self, task_id: str, index: int, result_type: str, chunks: Iterator[bytes]) -> StoredResult: ...
+
+    def delete(self, results: Sequence[StoredResult]) -> None: ...
+
+
+class Records(Protocol):
+    def get(self, task_id: str) -> TaskRecord | None: ...
+
+    def commit(self, record: TaskRecord, *, previous_attempts: int) -> bool: ...
+
+    def mark_announced(self, task_id: str) -> None: ...
+
+
+class Queue(Protocol):
+    def send(self, request: PollRequest, delay_seconds: int) -> None: ...
+
+    def reject(self, body: str, reason: str) -> None: ...
+
+
+class Announcer(Protocol):
+    def announce(self, record: TaskRecord) -> None: ...
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    """Everything a check touches."""
+
+    api: Api
+    results: ResultStore
+    records: Records
+    queue: Queue
+    announcer: Announcer
+    backoff: Backoff
+    deadline_seconds: float
+    default_endpoint: str
+    clock: Callable[[], float]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What one status check returned, reduced to what the decision needs."""
+
+    task_status: str | None = None
+    results: tuple[StoredResult, ...] = ()
+    error_messages: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    response_status_code: str | None = None
+    failure: str | None = None  # a transient failure: no answer this time
+    retry_after: float | None = None
+    undecodable: str | None = None  # a result could not be decoded: the task cannot succeed
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The action of the contract's table for one answer."""
+
+    status: Status | None  # None: a transient failure keeps the last known status
+    requeue: bool
+    error_messages: tuple[str, ...] = ()
+
+
+class Action(StrEnum):
+    REQUEUED = "requeued"  # checked, still running: the successor is on the queue
+    FINISHED = "finished"  # checked, ended: record final, event announced
+    DUPLICATE = "duplicate"  # another delivery already made this check: nothing done
+    RESUMED = "resumed"  # a redelivery finished the effects of a check that crashed half-way
+    REJECTED = "rejected"  # an invalid request, sent to the dead-letter queue
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What processing one poll request did."""
+
+    action: Action
+    task_id: str | None = None
+    record: TaskRecord | None = None
+    delay_seconds: int | None = None
+    reason: str | None = None
+
+
+_RUNNING = {Status.PENDING.value: Status.PENDING, Status.PROCESSING.value: Status.PROCESSING}
+_FINAL = {
+    Status.COMPLETED.value: Status.COMPLETED,
+    Status.ERROR.value: Status.ERROR,
+    Status.NOT_EXIST.value: Status.NOT_EXIST,
+}
+
+
+def decide(check: CheckResult, *, elapsed: float, deadline: float) -> Decision:
+    """Map one answer (or failure) to the contract's action; the deadline ends a chain still running."""
+    if check.undecodable is not None:
+        return Decision(Status.ERROR, requeue=False, error_messages=(check.undecodable,))
+    status = _FINAL.get(check.task_status or "")
+    if status is Status.ERROR:
+        messages = check.error_messages or ("the API reported an error without a message",)
+        return Decision(status, requeue=False, error_messages=messages)
+    if status is not None:
+        return Decision(status, requeue=False, error_messages=check.error_messages)
+    running = _RUNNING.get(check.task_status or "")
+    if elapsed >= deadline:
+        last_seen = check.failure or f"the task was still {running}"
+        return Decision(Status.EXPIRED, requeue=False, error_messages=(f"deadline of {deadline:g} s passed: {last_seen}",))
+    return Decision(running, requeue=True)
+
+
+def process_body(body: str, delivery_id: str, deps: Collaborators) -> Outcome:
+    """Handle one SQS message body: validate it, then check the task once."""
+    try:
+        request = parse_body(body, default_endpoint=deps.default_endpoint)
+    except InvalidRequest as exc:
+        return _reject(body, str(exc), deps)
+    return check_once(request, delivery_id, deps)
+
+
+def process_detail(detail: object, delivery_id: str, deps: Collaborators) -> Outcome:
+    """Handle one EventBridge event's detail: validate it, then check the task once."""
+    try:
+        request = parse_document(detail, default_endpoint=deps.default_endpoint)
+    except InvalidRequest as exc:
+        return _reject(_as_text(detail), str(exc), deps)
+    return check_once(request, delivery_id, deps)
+
+
+def check_once(request: PollRequest, delivery_id: str, deps: Collaborators) -> Outcome:
+    """Make exactly one status check of the task and carry out the action it leads to."""
+    previous = deps.records.get(request.task_id)
+    if previous is not None and previous.attempts > request.attempt:
+        return _after_commit(request, previous, delivery_id, deps)
+
+    checked_at = deps.clock()
+    first_check_at = request.first_check_at if request.first_check_at is not None else checked_at
+    check = _check(request, deps)
+    decision = decide(check, elapsed=checked_at - first_check_at, deadline=deps.deadline_seconds)
+    record = _record(request, previous, check, decision, delivery_id, first_check_at, checked_at)
+
+    if check.undecodable is not None and check.results:
+        deps.results.delete(check.results)  # what came before the undecodable result is no result either
+    if not deps.records.commit(record, previous_attempts=request.attempt):
+        logger.info("check %d of task %s was already made by another delivery", record.attempts, request.task_id)
+        return Outcome(Action.DUPLICATE, request.task_id)
+    return _carry_out(request, record, deps, action=None)
+
+
+def _check(request: PollRequest, deps: Collaborators) -> CheckResult:
+    stored: list[StoredResult] = []
+
+    def store(index: int, result_type: str, chunks: Iterator[bytes]) -> StoredResult:
+        result = deps.results.put(request.task_id, index, result_type, chunks)
+        stored.append(result)
+        return result
+
+    try:
+        answer = deps.api.check(request.endpoint, request.task_id, store)
+    except TransientApiError as exc:
+        return CheckResult(failure=exc.reason, retry_after=exc.retry_after)
+    except AnswerFormatError as exc:
+        return CheckResult(failure=f"the answer is not the documented JSON: {exc}")
+    except ResultDecodeError as exc:
+        return CheckResult(results=tuple(stored), undecodable=f"result {exc.index} cannot be decoded: {exc}")
+    if answer.task_status not in _RUNNING and answer.task_status not in _FINAL:
+        return CheckResult(failure=f"the answer has no known taskStatus ({answer.task_status!r})")
+    return CheckResult(
+        task_status=answer.task_status,
+        results=answer.results,
+        error_messages=answer.error_messages,
+        warnings=answer.warnings,
+        response_status_code=answer.response_status_code,
+    )
+
+
+def _record(
+    request: PollRequest,
+    previous: TaskRecord | None,
+    check: CheckResult,
+    decision: Decision,
+    delivery_id: str,
+    first_check_at: float,
+    checked_at: float,
+) -> TaskRecord:
+    status = decision.status or (previous.status if previous else Status.PENDING)
+    failures = (previous.transient_failures if previous else 0) + 1 if check.failure else 0
+    return TaskRecord(
+        task_id=request.task_id,
+        endpoint=request.endpoint,
+        status=status,
+        attempts=request.attempt + 1,
+        first_check_at=first_check_at,
+        last_check_at=checked_at,
+        committed_by=delivery_id,
+        results=check.results if status is Status.COMPLETED else (),
+        error_messages=decision.error_messages,
+        warnings=check.warnings,
+        response_status_code=check.response_status_code,
+        last_error=check.failure,
+        transient_failures=failures,
+        retry_after=check.retry_after,
+    )
+
+
+def _after_commit(request: PollRequest, record: TaskRecord, delivery_id: str, deps: Collaborators) -> Outcome:
+    """A check this request asks for was already made: finish its effects only if it was ours."""
+    if record.committed_by != delivery_id or record.attempts != request.attempt + 1:
+        logger.info(
+            "task %s is at check %d: request for check %d dropped",
+            record.task_id,
+            record.attempts,
+            request.attempt + 1,
+        )
+        return Outcome(Action.DUPLICATE, request.task_id, record)
+    if record.status.is_final and record.announced:
+        return Outcome(Action.DUPLICATE, request.task_id, record)
+    logger.info("redelivery of check %d of task %s: finishing its effects", record.attempts, record.task_id)
+    return _carry_out(request, record, deps, action=Action.RESUMED)
+
+
+def _carry_out(request: PollRequest, record: TaskRecord, deps: Collaborators, action: Action | None) -> Outcome:
+    if record.status.is_final:
+        deps.announcer.announce(record)
+        deps.records.mark_announced(record.task_id)
+        return Outcome(action or Action.FINISHED, record.task_id, replace(record, announced=True))
+    now = deps.clock()
+    delay = deps.backoff.delay(
+        elapsed=record.last_check_at - record.first_check_at,
+        spent=now - record.last_check_at,
+        transient_failures=record.transient_failures,
+        retry_after=record.retry_after,
+        remaining=record.first_check_at + deps.deadline_seconds - now,
+    )
+    successor = PollRequest(request.task_id, request.endpoint, record.attempts, record.first_check_at)
+    deps.queue.send(successor, delay)
+    return Outcome(action or Action.REQUEUED, record.task_id, record, delay_seconds=delay)
+
+
+def _reject(body: str, reason: str, deps: Collaborators) -> Outcome:
+    logger.warning("rejected poll request: %s", reason)
+    deps.queue.reject(body, reason)
+    return Outcome(Action.REJECTED, reason=reason)
+
+
+def _as_text(detail: object) -> str:
+    try:
+        return json.dumps(detail)
+    except (TypeError, ValueError):
+        return repr(detail)

@@ -1,0 +1,109 @@
+"""The poll request (CONTRACT.md section 3): parsed and validated before anything reaches the API."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+ENDPOINTS: tuple[str, ...] = (
+    "RecognizeImage",
+    "RecognizeLabel",
+    "RecognizePdf",
+    "RecognizeReceipt",
+    "RecognizeRegions",
+    "RecognizeTable",
+    "RecognizeAndParseInvoice",
+    "IdentifyFont",
+    "DetectRegions",
+    "BinarizeImage",
+    "DeskewImage",
+    "DewarpImage",
+    "UpscaleImage",
+    "DjVu2PDF",
+    "ConvertTextToSpeech",
+)
+_ENDPOINTS_BY_LOWER = {name.lower(): name for name in ENDPOINTS}
+
+# Task ids go into a URL query and an S3 key: letters, digits, '-' and '_' only (Aspose issues UUIDs).
+_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+MAX_BODY_BYTES = 8 * 1024
+MAX_ATTEMPT = 100_000
+
+
+class InvalidRequest(ValueError):
+    """A poll request that must never reach the API; the message says why."""
+
+
+@dataclass(frozen=True)
+class PollRequest:
+    """One task to check, with the poller's own chain state."""
+
+    task_id: str
+    endpoint: str
+    attempt: int = 0  # checks already made for this task; the next check is number attempt + 1
+    first_check_at: float | None = None  # epoch seconds of the first check, None before it
+
+    def to_message(self) -> dict[str, Any]:
+        """The JSON body re-queued on the poll queue."""
+        message: dict[str, Any] = {"taskId": self.task_id, "endpoint": self.endpoint, "attempt": self.attempt}
+        if self.first_check_at is not None:
+            message["firstCheckAt"] = self.first_check_at
+        return message
+
+
+def parse_body(body: str, *, default_endpoint: str) -> PollRequest:
+    """Parse an SQS message body."""
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+        raise InvalidRequest(f"body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRequest(f"body is not JSON: {exc}") from exc
+    return parse_document(document, default_endpoint=default_endpoint)
+
+
+def parse_document(document: object, *, default_endpoint: str) -> PollRequest:
+    """Validate a decoded request (an SQS body or an EventBridge detail)."""
+    if not isinstance(document, dict):
+        raise InvalidRequest(f"request must be a JSON object, not {type(document).__name__}")
+    task_id = document.get("taskId")
+    if task_id is None:
+        raise InvalidRequest("taskId is missing")
+    if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id):
+        raise InvalidRequest(f"taskId {_preview(task_id)} is not a plain identifier")
+    return PollRequest(
+        task_id=task_id,
+        endpoint=_endpoint(document.get("endpoint"), default_endpoint),
+        attempt=_attempt(document.get("attempt", 0)),
+        first_check_at=_first_check_at(document.get("firstCheckAt")),
+    )
+
+
+def _endpoint(value: object, default_endpoint: str) -> str:
+    if value is None:
+        return default_endpoint
+    if not isinstance(value, str) or value.lower() not in _ENDPOINTS_BY_LOWER:
+        raise InvalidRequest(f"endpoint {_preview(value)} is not a v5 result endpoint")
+    return _ENDPOINTS_BY_LOWER[value.lower()]
+
+
+def _attempt(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ATTEMPT:
+        raise InvalidRequest(f"attempt {_preview(value)} is not a count of checks")
+    return value
+
+
+def _first_check_at(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise InvalidRequest(f"firstCheckAt {_preview(value)} is not an epoch time")
+    return float(value)
+
+
+def _preview(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

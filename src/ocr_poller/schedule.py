@@ -1,0 +1,59 @@
+"""The delay policy between two checks of a task (pure).
+
+The promise: a task that finishes T seconds after its first check is seen no later than
+max(initial, lag_ratio * T) after it finished. If the previous check ran at elapsed time e, the task
+may have finished just after it, so the next check must come within max(initial, lag_ratio * e):
+that gap, rounded down to SQS's whole seconds, is the longest wait that keeps the promise, so
+taking it gives the fewest checks. The gaps grow geometrically (by 1 + lag_ratio) once past
+initial / lag_ratio seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long to wait before the next check."""
+
+    initial: int = 2
+    maximum: int = 900
+    lag_ratio: float = 0.25
+    jitter: float = 0.1  # at most this share of a delay is taken off at random, to spread load
+
+    def promised_gap(self, elapsed: float) -> float:
+        """The longest gap after a check at `elapsed` seconds that keeps the promise."""
+        return max(float(self.initial), self.lag_ratio * elapsed)
+
+    def delay(
+        self,
+        *,
+        elapsed: float,
+        spent: float = 0.0,
+        transient_failures: int = 0,
+        retry_after: float | None = None,
+        remaining: float | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> int:
+        """Whole seconds of SQS delay for the next check.
+
+        elapsed: seconds from the first check to this one; spent: seconds since this check (the time
+        already used counts against the gap); transient_failures: consecutive failed checks, which
+        back off exponentially instead; retry_after: the API's own wish, which wins; remaining:
+        seconds left before the deadline, so the last check lands on it.
+        """
+        gap = self.promised_gap(elapsed)
+        if transient_failures:
+            gap = max(gap, self.initial * 2.0 ** min(transient_failures, 16))
+        seconds = math.floor(gap - spent)
+        # Jitter only shortens the wait (so it never breaks the promise), and never below a whole second.
+        seconds -= math.floor(self.jitter * seconds * rng())
+        if retry_after is not None:
+            seconds = max(seconds, math.ceil(retry_after))
+        if remaining is not None:
+            seconds = min(seconds, math.floor(remaining))
+        return max(0, min(self.maximum, seconds))

@@ -1,0 +1,117 @@
+"""Decoded results to S3 (CONTRACT.md section 6): streamed, with size and sha256 computed on the way."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import boto3
+
+from ocr_poller.model import StoredResult
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# S3 needs parts of at least 5 MiB; 8 MiB keeps memory bounded at about two parts per upload.
+PART_BYTES = 8 * 1024 * 1024
+
+_FORMATS = {
+    "text": ("text/plain; charset=utf-8", "txt"),
+    "pdf": ("application/pdf", "pdf"),
+    "hocr": ("text/html; charset=utf-8", "html"),
+    "json": ("application/json", "json"),
+    "imagepng": ("image/png", "png"),
+    "wav": ("audio/wav", "wav"),
+    "wavfile": ("audio/wav", "wav"),
+    "csv": ("text/csv", "csv"),
+    "excel": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+}
+_OTHER = ("application/octet-stream", "bin")
+
+
+def result_format(result_type: str) -> tuple[str, str]:
+    """Content type and file extension of an API result type (compared case-insensitively)."""
+    return _FORMATS.get(result_type.lower(), _OTHER)
+
+
+def result_key(prefix: str, task_id: str, index: int, result_type: str) -> str:
+    """`{prefix}{taskId}/{index}-{type}.{ext}`; the type is reduced to [a-z0-9] so it is safe in a key."""
+    name = re.sub(r"[^a-z0-9]", "", result_type.lower())[:40] or "result"
+    return f"{prefix}{task_id}/{index}-{name}.{result_format(result_type)[1]}"
+
+
+class S3ResultStore:
+    """Writes each result under its contract key: one PutObject when small, multipart when large."""
+
+    def __init__(self, bucket: str, prefix: str, *, client: S3Client | None = None) -> None:
+        self._bucket = bucket
+        self._prefix = prefix
+        self._s3 = client or boto3.client("s3")
+
+    def put(self, task_id: str, index: int, result_type: str, chunks: Iterator[bytes]) -> StoredResult:
+        """Upload the decoded chunks; the key is deterministic, so a repeated check overwrites, never adds."""
+        key = result_key(self._prefix, task_id, index, result_type)
+        content_type = result_format(result_type)[0]
+        digest = hashlib.sha256()
+        buffer = bytearray()
+        for chunk in chunks:
+            digest.update(chunk)
+            buffer += chunk
+            if len(buffer) >= PART_BYTES:
+                size = self._multipart(key, content_type, buffer, chunks, digest)
+                break
+        else:
+            size = len(buffer)
+            self._s3.put_object(Bucket=self._bucket, Key=key, Body=bytes(buffer), ContentType=content_type)
+        return StoredResult(result_type, self._bucket, key, content_type, size, digest.hexdigest())
+
+    def delete(self, results: Sequence[StoredResult]) -> None:
+        """Remove objects written by a check that turned out not to have a result."""
+        if results:
+            self._s3.delete_objects(
+                Bucket=self._bucket, Delete={"Objects": [{"Key": result.key} for result in results]}
+            )
+
+    def _multipart(
+        self,
+        key: str,
+        content_type: str,
+        buffer: bytearray,
+        chunks: Iterator[bytes],
+        digest: hashlib._Hash,
+    ) -> int:
+        upload_id = self._s3.create_multipart_upload(Bucket=self._bucket, Key=key, ContentType=content_type)[
+            "UploadId"
+        ]
+        parts: list[tuple[int, str]] = []
+        size = 0
+        try:
+            for chunk in chunks:
+                digest.update(chunk)
+                buffer += chunk
+                while len(buffer) >= PART_BYTES:
+                    size += self._upload_part(key, upload_id, parts, bytes(buffer[:PART_BYTES]))
+                    del buffer[:PART_BYTES]
+            if buffer or not parts:
+                size += self._upload_part(key, upload_id, parts, bytes(buffer))
+            self._s3.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
+            )
+        except BaseException:
+            # An aborted upload leaves no object behind, so a failed check never stores a partial result.
+            self._s3.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
+            raise
+        return size
+
+    def _upload_part(self, key: str, upload_id: str, parts: list[tuple[int, str]], body: bytes) -> int:
+        number = len(parts) + 1
+        etag = self._s3.upload_part(
+            Bucket=self._bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+        )["ETag"]
+        parts.append((number, etag))
+        return len(body)

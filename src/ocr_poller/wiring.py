@@ -1,0 +1,78 @@
+"""Builds the collaborators of a check from Settings: the one place that picks real adapters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import urllib3
+from aws_lambda_powertools.utilities import parameters
+from botocore.config import Config
+
+from ocr_poller.aspose import AsposeApi, Credentials
+from ocr_poller.config import ConfigError, Settings
+from ocr_poller.events import EventBridgeAnnouncer
+from ocr_poller.poll import Collaborators
+from ocr_poller.poll_queue import SqsPollQueue
+from ocr_poller.records import DynamoRecords
+from ocr_poller.schedule import Backoff
+from ocr_poller.store import S3ResultStore
+
+SECRET_MAX_AGE_SECONDS = 300
+
+
+def credentials_provider(settings: Settings) -> Callable[[], Credentials]:
+    """Aspose credentials from the named secret (cached by Powertools) or from the environment."""
+    secret_name = settings.aspose_credentials_secret
+    if secret_name:
+
+        def from_secret() -> Credentials:
+            secret = parameters.get_secret(secret_name, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
+            try:
+                return Credentials(str(secret["clientId"]), str(secret["clientSecret"]))
+            except (KeyError, TypeError) as exc:
+                raise ConfigError(f"secret {secret_name} must hold clientId and clientSecret") from exc
+
+        return from_secret
+    if settings.aspose_client_id and settings.aspose_client_secret:
+        credentials = Credentials(settings.aspose_client_id, settings.aspose_client_secret)
+        return lambda: credentials
+    raise ConfigError("set ASPOSE_CREDENTIALS_SECRET, or ASPOSE_CLIENT_ID and ASPOSE_CLIENT_SECRET")
+
+
+def build_collaborators(settings: Settings) -> Collaborators:
+    """Real adapters, sized so that every concurrent check has its own HTTP connection."""
+    import boto3  # imported here so that importing the handler stays cheap
+
+    pool_size = settings.max_concurrent_checks
+    aws_config = Config(max_pool_connections=pool_size * 2, retries={"mode": "standard"})
+    session = boto3.session.Session()
+    return Collaborators(
+        api=AsposeApi(
+            settings.aspose_base_url,
+            credentials_provider(settings),
+            http=urllib3.PoolManager(maxsize=pool_size, block=False),
+        ),
+        results=S3ResultStore(
+            settings.results_bucket, settings.results_prefix, client=session.client("s3", config=aws_config)
+        ),
+        records=DynamoRecords(
+            settings.results_table,
+            retention_days=settings.record_retention_days,
+            client=session.client("dynamodb", config=aws_config),
+        ),
+        queue=SqsPollQueue(
+            settings.poll_queue_url,
+            settings.dead_letter_queue_url,
+            client=session.client("sqs", config=aws_config),
+        ),
+        announcer=EventBridgeAnnouncer(settings.event_bus_name, client=session.client("events", config=aws_config)),
+        backoff=Backoff(
+            initial=settings.poll_initial_delay_seconds,
+            maximum=settings.poll_max_delay_seconds,
+            lag_ratio=settings.poll_lag_ratio,
+        ),
+        deadline_seconds=settings.poll_deadline_seconds,
+        default_endpoint=settings.default_endpoint,
+        clock=time.time,
+    )
