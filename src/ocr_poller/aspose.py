@@ -79,15 +79,17 @@ class AsposeApi:
         stale = self._bearer()
         response = self._get(url, stale)
         if response.status == 401:
-            response.release_conn()
+            _discard(response)
             response = self._get(url, self._bearer(renew=stale))
         try:
             _raise_for_status(response)
-            return read_answer(response.stream(READ_CHUNK_BYTES), on_result)
+            answer = read_answer(response.stream(READ_CHUNK_BYTES), on_result)
+            response.drain_conn()  # the few bytes after the JSON, so the connection can be reused
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransientApiError(f"reading the answer failed: {type(exc).__name__}") from exc
+            raise TransientApiError(f"reading the answer failed: {type(exc).__name__}: {exc}") from exc
         finally:
-            response.release_conn()
+            _discard(response)
+        return answer
 
     def submit(self, endpoint: str, body: dict[str, Any]) -> str:
         """POST a recognition request (the SDK's JSON body); the API answers the new task id."""
@@ -170,6 +172,13 @@ class AsposeApi:
         if not isinstance(value, str) or not value:
             raise TransientApiError("the token answer holds no access_token")
         return _Token(value, self._clock() + lifetime - TOKEN_REFRESH_MARGIN_SECONDS)
+
+
+def _discard(response: urllib3.BaseHTTPResponse) -> None:
+    """Give the connection back to the pool only if nothing is left unread on it; otherwise close it."""
+    if not response.isclosed():
+        response.close()
+    response.release_conn()
 
 
 def _raise_for_status(response: urllib3.BaseHTTPResponse) -> None:

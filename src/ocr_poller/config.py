@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ocr_poller.request import ENDPOINTS
 
 SQS_MAX_DELAY_SECONDS = 900
+DEFAULT_ASPOSE_BASE_URL = "https://api.aspose.cloud"
 
 
 class ConfigError(ValueError):
@@ -23,7 +24,7 @@ class Settings:
     results_bucket: str
     poll_queue_url: str
     dead_letter_queue_url: str | None = None
-    aspose_base_url: str = "https://api.aspose.cloud"
+    aspose_base_url: str = DEFAULT_ASPOSE_BASE_URL
     aspose_credentials_secret: str | None = None
     aspose_client_id: str | None = None
     aspose_client_secret: str | None = None

@@ -188,7 +188,7 @@ def _check(request: PollRequest, deps: Collaborators) -> CheckResult:
     except AnswerFormatError as exc:
         return CheckResult(failure=f"the answer is not the documented JSON: {exc}")
     except ResultDecodeError as exc:
-        return CheckResult(results=tuple(stored), undecodable=f"result {exc.index} cannot be decoded: {exc}")
+        return CheckResult(results=tuple(stored), undecodable=f"the answer cannot be decoded: {exc}")
     if answer.task_status not in _RUNNING and answer.task_status not in _FINAL:
         return CheckResult(failure=f"the answer has no known taskStatus ({answer.task_status!r})")
     return CheckResult(

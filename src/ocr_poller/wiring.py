@@ -21,9 +21,10 @@ from ocr_poller.store import S3ResultStore
 SECRET_MAX_AGE_SECONDS = 300
 
 
-def credentials_provider(settings: Settings) -> Callable[[], Credentials]:
-    """Aspose credentials from the named secret (cached by Powertools) or from the environment."""
-    secret_name = settings.aspose_credentials_secret
+def credentials_provider(
+    *, secret_name: str | None, client_id: str | None, client_secret: str | None
+) -> Callable[[], Credentials]:
+    """Aspose credentials from the named secret (cached by Powertools) or given directly."""
     if secret_name:
 
         def from_secret() -> Credentials:
@@ -34,8 +35,8 @@ def credentials_provider(settings: Settings) -> Callable[[], Credentials]:
                 raise ConfigError(f"secret {secret_name} must hold clientId and clientSecret") from exc
 
         return from_secret
-    if settings.aspose_client_id and settings.aspose_client_secret:
-        credentials = Credentials(settings.aspose_client_id, settings.aspose_client_secret)
+    if client_id and client_secret:
+        credentials = Credentials(client_id, client_secret)
         return lambda: credentials
     raise ConfigError("set ASPOSE_CREDENTIALS_SECRET, or ASPOSE_CLIENT_ID and ASPOSE_CLIENT_SECRET")
 
@@ -50,7 +51,11 @@ def build_collaborators(settings: Settings) -> Collaborators:
     return Collaborators(
         api=AsposeApi(
             settings.aspose_base_url,
-            credentials_provider(settings),
+            credentials_provider(
+                secret_name=settings.aspose_credentials_secret,
+                client_id=settings.aspose_client_id,
+                client_secret=settings.aspose_client_secret,
+            ),
             http=urllib3.PoolManager(maxsize=pool_size, block=False),
         ),
         results=S3ResultStore(

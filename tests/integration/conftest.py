@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aws_lambda_powertools.utilities import parameters
 
+from ocr_poller.emulator import Emulator
 from ocr_poller.sandbox import MotoServer, Stack, deploy_stack, environment, start_moto_server
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
@@ -32,3 +34,24 @@ def aws_env(stack: Stack, moto_server: MotoServer, monkeypatch: pytest.MonkeyPat
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     return variables
+
+
+@pytest.fixture
+def moto_url(moto_server: MotoServer) -> str:
+    return moto_server.url
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """The project's Aspose emulator on loopback; tasks finish after a fraction of a second."""
+    with Emulator(processing_seconds=0.4) as running:
+        yield running
+
+
+@pytest.fixture
+def poller_env(aws_env: dict[str, str], emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The function's environment pointed at the emulator, credentials from the stack's secret, no waiting."""
+    monkeypatch.setenv("ASPOSE_BASE_URL", emulator.url)
+    monkeypatch.setenv("POLL_INITIAL_DELAY_SECONDS", "0")
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    parameters.clear_caches()

@@ -177,7 +177,7 @@ def test_undecodable_result_ends_in_error_and_keeps_no_object() -> None:
     class HalfBadApi(FakeApi):
         def check(self, endpoint, task_id, on_result):  # type: ignore[no-untyped-def]
             on_result(0, "Text", iter([b"fine"]))
-            raise ResultDecodeError("invalid Base64 at character 12", index=1)
+            raise ResultDecodeError(1, "invalid Base64 at character 12")
 
     world = World(HalfBadApi([]))
     # When
@@ -185,7 +185,7 @@ def test_undecodable_result_ends_in_error_and_keeps_no_object() -> None:
     # Then
     record = world.records.items[TASK]
     assert (outcome.action, record.status, record.results) == (Action.FINISHED, Status.ERROR, ())
-    assert "result 1 cannot be decoded" in record.error_messages[0]
+    assert "cannot be decoded: result 1" in record.error_messages[0]
     assert world.results.objects == {}
 
 
