@@ -16,9 +16,10 @@ from ocr_poller.concurrent_batch import ConcurrentBatchProcessor
 from ocr_poller.config import Settings
 from ocr_poller.poll import Action, Collaborators, Outcome, process_body, process_detail
 
-logger = Logger(service="ocr-poller")
-tracer = Tracer(service="ocr-poller")
-metrics = Metrics(namespace="OcrPoller", service="ocr-poller")
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ocr-poller")
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "OcrPoller"), service=SERVICE)
 
 _metrics_lock = threading.Lock()
 _cache: dict[tuple[Settings, str | None], Collaborators] = {}

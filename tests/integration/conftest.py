@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,8 +44,12 @@ def moto_url(moto_server: MotoServer) -> str:
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
-    """The project's Aspose emulator on loopback; tasks finish after a fraction of a second."""
-    with Emulator(processing_seconds=0.4) as running:
+    """The project's Aspose emulator on loopback, on a clock that ticks 0.1 s per reading.
+
+    Tasks then pass Pending, Processing and Completed after a set number of requests, however slow
+    the machine is.
+    """
+    with Emulator(processing_seconds=1.0, clock=itertools.count(0.0, 0.1).__next__) as running:
         yield running
 
 

@@ -1,0 +1,30 @@
+# The README's commands. Each installs what it needs into .venv first (Python 3.11+).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: local test lint bench install
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+## The main job on one machine: moto's AWS server + the Aspose emulator (or the real API) + the handler.
+local: $(BIN)/.installed
+	$(BIN)/ocr-poller local $(ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+## Everything: lint, types, unit + integration tests (moto server, emulator, SDK), cfn-lint, sam validate.
+test: lint
+	$(BIN)/pytest -q
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.run $(ARGS)
