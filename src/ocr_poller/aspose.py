@@ -176,7 +176,7 @@ class AsposeApi:
 
 def _discard(response: urllib3.BaseHTTPResponse) -> None:
     """Give the connection back to the pool only if nothing is left unread on it; otherwise close it."""
-    if not response.isclosed():
+    if not response.closed:
         response.close()
     response.release_conn()
 

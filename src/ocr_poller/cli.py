@@ -43,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
 
     emulator = commands.add_parser("emulator", help="serve an Aspose.OCR Cloud v5 emulator on 127.0.0.1")
     emulator.add_argument("--port", type=int, default=8089)
-    emulator.add_argument("--processing-seconds", type=float, default=3.0, help="time until a task is Completed")
+    emulator.add_argument(
+        "--processing-seconds", type=float, default=3.0, help="time until a task is Completed"
+    )
     emulator.add_argument("--client-id", help="accept only this client id (default: any)")
     emulator.add_argument("--client-secret", help="accept only this client secret (default: any)")
     emulator.set_defaults(run=_emulator)
@@ -128,15 +130,21 @@ def _local(args: argparse.Namespace) -> int:
             _enqueue(sqs, stack.queue_url, args.task_id, args.endpoint)
         else:
             api = AsposeApi(base_url, lambda: Credentials(client_id, client_secret))
-            label = api.submit("RecognizeLabel", submission_body("RecognizeLabel", (SAMPLES / "label.png").read_bytes()))
+            label = api.submit(
+                "RecognizeLabel", submission_body("RecognizeLabel", (SAMPLES / "label.png").read_bytes())
+            )
             pdf = api.submit(
                 "RecognizePdf",
-                submission_body("RecognizePdf", (SAMPLES / "invoice.pdf").read_bytes(), result_type="TextAndPdf"),
+                submission_body(
+                    "RecognizePdf", (SAMPLES / "invoice.pdf").read_bytes(), result_type="TextAndPdf"
+                ),
             )
             tracked += [_Tracked("label.png  (SQS)", label), _Tracked("invoice.pdf (EventBridge)", pdf)]
             print(f"submitted samples/label.png as {label} and samples/invoice.pdf as {pdf}")
             _enqueue(sqs, stack.queue_url, label, "RecognizeLabel")
-            handler.lambda_handler(eventbridge_event({"taskId": pdf, "endpoint": "RecognizePdf"}), LocalContext())
+            handler.lambda_handler(
+                eventbridge_event({"taskId": pdf, "endpoint": "RecognizePdf"}), LocalContext()
+            )
         feeder = QueueFeeder(sqs, stack.queue_url, handler.lambda_handler, region=stack.region)
         records = _watch(feeder, tracked, args.timeout)
         _report(records, tracked, stack, moto.url)
@@ -151,7 +159,9 @@ def _local(args: argparse.Namespace) -> int:
 def _env_credentials() -> tuple[str, str]:
     client_id, client_secret = os.environ.get("ASPOSE_CLIENT_ID"), os.environ.get("ASPOSE_CLIENT_SECRET")
     if not client_id or not client_secret:
-        raise CliError("polling a real task needs ASPOSE_CLIENT_ID and ASPOSE_CLIENT_SECRET in the environment")
+        raise CliError(
+            "polling a real task needs ASPOSE_CLIENT_ID and ASPOSE_CLIENT_SECRET in the environment"
+        )
     return client_id, client_secret
 
 
@@ -173,9 +183,14 @@ def _watch(feeder: Any, tracked: list[_Tracked], timeout: float) -> dict[str, di
             records[task.task_id] = record
             state = (record["status"], int(record["attempts"]))
             if seen.get(task.task_id, ("", 0))[0] != state[0]:
-                print(f"[{time.monotonic() - started:6.1f}s] {task.name:26} {state[0]:10} after {state[1]} check(s)")
+                print(
+                    f"[{time.monotonic() - started:6.1f}s] {task.name:26} {state[0]:10} "
+                    f"after {state[1]} check(s)"
+                )
             seen[task.task_id] = state
-        if len(records) == len(tracked) and all(r["status"] not in ("Pending", "Processing") for r in records.values()):
+        if len(records) == len(tracked) and all(
+            r["status"] not in ("Pending", "Processing") for r in records.values()
+        ):
             if feeder.queue_is_empty():
                 break
     else:
@@ -187,16 +202,20 @@ def _read_record(task_id: str) -> dict[str, Any] | None:
     import boto3
     from boto3.dynamodb.types import TypeDeserializer
 
-    item = boto3.client("dynamodb").get_item(
-        TableName=os.environ["RESULTS_TABLE"], Key={"taskId": {"S": task_id}}, ConsistentRead=True
-    ).get("Item")
+    item = (
+        boto3.client("dynamodb")
+        .get_item(TableName=os.environ["RESULTS_TABLE"], Key={"taskId": {"S": task_id}}, ConsistentRead=True)
+        .get("Item")
+    )
     if item is None:
         return None
     deserializer = TypeDeserializer()
     return {name: deserializer.deserialize(value) for name, value in item.items()}
 
 
-def _report(records: dict[str, dict[str, Any]], tracked: list[_Tracked], stack: Any, endpoint_url: str) -> None:
+def _report(
+    records: dict[str, dict[str, Any]], tracked: list[_Tracked], stack: Any, endpoint_url: str
+) -> None:
     import boto3
 
     s3 = boto3.client("s3")
@@ -208,7 +227,9 @@ def _report(records: dict[str, dict[str, Any]], tracked: list[_Tracked], stack: 
         for message in record.get("errorMessages", []):
             print(f"  error: {message}")
         for result in record.get("results", []):
-            print(f"  s3://{result['bucket']}/{result['key']}  {result['contentType']}  {result['size']} bytes")
+            print(
+                f"  s3://{result['bucket']}/{result['key']}  {result['contentType']}  {result['size']} bytes"
+            )
             if result["contentType"].startswith("text/plain"):
                 body = s3.get_object(Bucket=result["bucket"], Key=result["key"])["Body"].read()
                 print("    " + body.decode("utf-8", "replace").strip().replace("\n", "\n    "))

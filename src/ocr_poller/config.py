@@ -51,7 +51,9 @@ class Settings:
             aspose_credentials_secret=env.get("ASPOSE_CREDENTIALS_SECRET") or None,
             aspose_client_id=env.get("ASPOSE_CLIENT_ID") or None,
             aspose_client_secret=env.get("ASPOSE_CLIENT_SECRET") or None,
-            poll_initial_delay_seconds=_integer(env, "POLL_INITIAL_DELAY_SECONDS", 2, 0, SQS_MAX_DELAY_SECONDS),
+            poll_initial_delay_seconds=_integer(
+                env, "POLL_INITIAL_DELAY_SECONDS", 2, 0, SQS_MAX_DELAY_SECONDS
+            ),
             poll_max_delay_seconds=_integer(
                 env, "POLL_MAX_DELAY_SECONDS", SQS_MAX_DELAY_SECONDS, 1, SQS_MAX_DELAY_SECONDS
             ),

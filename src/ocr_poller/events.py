@@ -11,6 +11,7 @@ from ocr_poller.model import Status, TaskRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
 SOURCE = "ocr.poller"
 COMPLETED = "OCR Task Completed"
@@ -21,7 +22,7 @@ class PublishError(RuntimeError):
     """EventBridge did not accept the event."""
 
 
-def completion_event(record: TaskRecord, bus_name: str) -> dict[str, Any]:
+def completion_event(record: TaskRecord, bus_name: str) -> PutEventsRequestEntryTypeDef:
     """The PutEvents entry announcing that a task ended."""
     detail: dict[str, Any] = {
         "taskId": record.task_id,
@@ -55,4 +56,6 @@ class EventBridgeAnnouncer:
         response = self._events.put_events(Entries=[completion_event(record, self._bus_name)])
         if response.get("FailedEntryCount"):
             entry = response["Entries"][0]
-            raise PublishError(f"EventBridge refused the event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}")
+            raise PublishError(
+                f"EventBridge refused the event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
+            )

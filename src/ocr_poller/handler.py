@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -44,7 +45,7 @@ def wired() -> tuple[Settings, Collaborators]:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
     """Check every request of the event once; SQS failures are reported per record."""
     settings, deps = wired()
     if isinstance(event.get("Records"), list):
@@ -54,7 +55,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             logger.thread_safe_append_keys(messageId=record.message_id)
             _count(process_body(record.body, record.message_id, deps))
 
-        return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
     if "detail" in event and "detail-type" in event:
         bridge_event = EventBridgeEvent(event)
         logger.append_keys(eventId=bridge_event.get_id)
@@ -79,7 +82,9 @@ def _count(outcome: Outcome) -> None:
         },
     )
     with _metrics_lock:
-        metrics.add_metric(name=f"Requests{outcome.action.value.capitalize()}", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(
+            name=f"Requests{outcome.action.value.capitalize()}", unit=MetricUnit.Count, value=1
+        )
         if record is None or outcome.action not in (Action.REQUEUED, Action.FINISHED):
             return
         metrics.add_metric(name="Checks", unit=MetricUnit.Count, value=1)
@@ -89,5 +94,7 @@ def _count(outcome: Outcome) -> None:
             metrics.add_metric(name=f"Tasks{record.status.value}", unit=MetricUnit.Count, value=1)
             metrics.add_metric(name="AttemptsPerTask", unit=MetricUnit.Count, value=record.attempts)
             metrics.add_metric(
-                name="TimeToResult", unit=MetricUnit.Seconds, value=record.last_check_at - record.first_check_at
+                name="TimeToResult",
+                unit=MetricUnit.Seconds,
+                value=record.last_check_at - record.first_check_at,
             )

@@ -1,9 +1,8 @@
-"""Runs the handler on one machine as Lambda would: real event shapes, SQS fed like an event source mapping."""
+"""Runs the handler as Lambda would: real event shapes, SQS fed like an event source mapping."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -110,12 +110,12 @@ class QueueFeeder:
 
     def queue_is_empty(self) -> bool:
         """No message visible, delayed or in flight."""
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]
-        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]  # type: ignore[arg-type]
-        return all(int(attributes.get(name, "0")) == 0 for name in names)
-
-
-def body_of(message: dict[str, Any]) -> dict[str, Any]:
-    """A JSON message body, decoded."""
-    decoded: dict[str, Any] = json.loads(message["Body"])
-    return decoded
+        names: list[QueueAttributeNameType] = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesDelayed",
+            "ApproximateNumberOfMessagesNotVisible",
+        ]
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)[
+            "Attributes"
+        ]
+        return all(int(attributes.get(name) or 0) == 0 for name in names)

@@ -67,7 +67,7 @@ class TaskRecord:
 
 
 class TransientApiError(Exception):
-    """The API could not answer this time (429, 5xx, timeout, refused, undocumented body): check again later."""
+    """No answer this time (429, 5xx, timeout, refused, undocumented body): check again later."""
 
     def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
         super().__init__(reason)

@@ -131,7 +131,9 @@ def decide(check: CheckResult, *, elapsed: float, deadline: float) -> Decision:
     running = _RUNNING.get(check.task_status or "")
     if elapsed >= deadline:
         last_seen = check.failure or f"the task was still {running}"
-        return Decision(Status.EXPIRED, requeue=False, error_messages=(f"deadline of {deadline:g} s passed: {last_seen}",))
+        return Decision(
+            Status.EXPIRED, requeue=False, error_messages=(f"deadline of {deadline:g} s passed: {last_seen}",)
+        )
     return Decision(running, requeue=True)
 
 
@@ -168,7 +170,9 @@ def check_once(request: PollRequest, delivery_id: str, deps: Collaborators) -> O
     if check.undecodable is not None and check.results:
         deps.results.delete(check.results)  # what came before the undecodable result is no result either
     if not deps.records.commit(record, previous_attempts=request.attempt):
-        logger.info("check %d of task %s was already made by another delivery", record.attempts, request.task_id)
+        logger.info(
+            "check %d of task %s was already made by another delivery", record.attempts, request.task_id
+        )
         return Outcome(Action.DUPLICATE, request.task_id)
     return _carry_out(request, record, deps, action=None)
 
@@ -245,7 +249,9 @@ def _after_commit(request: PollRequest, record: TaskRecord, delivery_id: str, de
     return _carry_out(request, record, deps, action=Action.RESUMED)
 
 
-def _carry_out(request: PollRequest, record: TaskRecord, deps: Collaborators, action: Action | None) -> Outcome:
+def _carry_out(
+    request: PollRequest, record: TaskRecord, deps: Collaborators, action: Action | None
+) -> Outcome:
     if record.status.is_final:
         deps.announcer.announce(record)
         deps.records.mark_announced(record.task_id)

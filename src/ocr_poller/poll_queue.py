@@ -18,7 +18,9 @@ MAX_REASON_CHARS = 1000
 class SqsPollQueue:
     """Sends poll requests; a queue without a dead-letter URL leaves rejects to the redrive policy."""
 
-    def __init__(self, queue_url: str, dead_letter_queue_url: str | None, *, client: SQSClient | None = None) -> None:
+    def __init__(
+        self, queue_url: str, dead_letter_queue_url: str | None, *, client: SQSClient | None = None
+    ) -> None:
         self._queue_url = queue_url
         self._dead_letter_queue_url = dead_letter_queue_url
         self._sqs = client or boto3.client("sqs")

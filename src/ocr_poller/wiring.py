@@ -71,7 +71,9 @@ def build_collaborators(settings: Settings) -> Collaborators:
             settings.dead_letter_queue_url,
             client=session.client("sqs", config=aws_config),
         ),
-        announcer=EventBridgeAnnouncer(settings.event_bus_name, client=session.client("events", config=aws_config)),
+        announcer=EventBridgeAnnouncer(
+            settings.event_bus_name, client=session.client("events", config=aws_config)
+        ),
         backoff=Backoff(
             initial=settings.poll_initial_delay_seconds,
             maximum=settings.poll_max_delay_seconds,

@@ -51,7 +51,9 @@ class MemoryResults:
         self.objects[key] = body
         self.puts += 1
         content_type = result_format(result_type)[0]
-        return StoredResult(result_type, "bucket", key, content_type, len(body), hashlib.sha256(body).hexdigest())
+        return StoredResult(
+            result_type, "bucket", key, content_type, len(body), hashlib.sha256(body).hexdigest()
+        )
 
     def delete(self, results: Sequence[StoredResult]) -> None:
         for result in results:

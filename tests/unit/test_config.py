@@ -38,7 +38,11 @@ def test_every_variable_is_read() -> None:
     }
     settings = Settings.from_env(env)
     assert settings.aspose_base_url == "http://127.0.0.1:9"
-    assert (settings.poll_max_delay_seconds, settings.poll_lag_ratio, settings.event_bus_name) == (60, 0.5, "bus")
+    assert (settings.poll_max_delay_seconds, settings.poll_lag_ratio, settings.event_bus_name) == (
+        60,
+        0.5,
+        "bus",
+    )
 
 
 @pytest.mark.parametrize(

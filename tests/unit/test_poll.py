@@ -89,11 +89,17 @@ def test_completed_task_stores_every_result_and_announces_once() -> None:
 @pytest.mark.parametrize(
     ("reply", "status", "messages"),
     [
-        (Reply("Error", messages=("Image is corrupted",), code="Error"), Status.ERROR, ("Image is corrupted",)),
+        (
+            Reply("Error", messages=("Image is corrupted",), code="Error"),
+            Status.ERROR,
+            ("Image is corrupted",),
+        ),
         (Reply("NotExist", code="TaskNotFound"), Status.NOT_EXIST, ()),
     ],
 )
-def test_failed_task_is_recorded_and_announced(reply: Reply, status: Status, messages: tuple[str, ...]) -> None:
+def test_failed_task_is_recorded_and_announced(
+    reply: Reply, status: Status, messages: tuple[str, ...]
+) -> None:
     # Given
     world = World(FakeApi([reply]))
     # When
@@ -132,7 +138,11 @@ def test_transient_failure_keeps_the_status_and_backs_off(failure: Exception | R
     # When two checks fail in a row
     for attempt in (1, 2):
         world.clock.now += 10
-        check_once(PollRequest(TASK, "RecognizeLabel", attempt, world.clock.now - 10 * attempt), f"m{attempt}", world.deps)
+        check_once(
+            PollRequest(TASK, "RecognizeLabel", attempt, world.clock.now - 10 * attempt),
+            f"m{attempt}",
+            world.deps,
+        )
     # Then
     record = world.records.items[TASK]
     assert (record.status, record.attempts, record.transient_failures) == (Status.PROCESSING, 3, 2)

@@ -12,7 +12,9 @@ from ocr_poller.request import InvalidRequest, PollRequest, parse_body, parse_do
 
 
 def test_minimal_request_takes_the_default_endpoint() -> None:
-    assert parse_body('{"taskId": "abc-123"}', default_endpoint="RecognizePdf") == PollRequest("abc-123", "RecognizePdf")
+    assert parse_body('{"taskId": "abc-123"}', default_endpoint="RecognizePdf") == PollRequest(
+        "abc-123", "RecognizePdf"
+    )
 
 
 def test_endpoint_is_matched_case_insensitively_and_normalised() -> None:
@@ -63,7 +65,12 @@ def test_any_text_parses_or_is_refused(body: str) -> None:
     assert request.task_id.replace("-", "").replace("_", "").isalnum()
 
 
-@given(st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+    )
+)
 def test_any_json_value_parses_or_is_refused(document: object) -> None:
     try:
         parse_document(document, default_endpoint="RecognizeLabel")
