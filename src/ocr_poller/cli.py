@@ -105,7 +105,7 @@ def _local(args: argparse.Namespace) -> int:
     else:
         from ocr_poller.emulator import Emulator
 
-        emulator = Emulator(processing_seconds=args.processing_seconds).start()
+        emulator = Emulator(processing_seconds=args.processing_seconds, log_requests=False).start()
         client_id, client_secret, base_url = "local", "local-secret", emulator.url
     os.environ.update(
         sandbox.environment(

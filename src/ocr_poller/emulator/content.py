@@ -9,6 +9,7 @@ import hashlib
 import html
 import io
 import json
+import re
 import struct
 import wave
 import zipfile
@@ -116,6 +117,14 @@ def text_pdf(text: str) -> bytes:
     return bytes(document)
 
 
+def pdf_text(document: bytes) -> str | None:
+    """The lines shown by `(...) Tj` operators of an uncompressed PDF, such as text_pdf's, if any."""
+    shown = re.findall(rb"\(((?:[^()\\]|\\.)*)\)\s*Tj", document)
+    if not shown:
+        return None
+    return "\n".join(re.sub(rb"\\(.)", rb"\1", line).decode("cp1252", "replace") for line in shown)
+
+
 def _pdf_string(line: str) -> str:
     return line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
@@ -135,8 +144,8 @@ def _setting(settings: Mapping[str, Any], name: str, allowed: tuple[str, ...], d
 
 
 def _recognized_text(source: _Input) -> str:
-    """The label a PNG carries in its Description, else a line naming the endpoint and the input's size."""
-    described = png_description(source.payload)
+    """The label a PNG carries in its Description, the text of a simple PDF, else a line naming the input."""
+    described = png_description(source.payload) or pdf_text(source.payload)
     if described is not None:
         return described
     return f"Emulated {source.endpoint} result for {len(source.payload)} bytes of input"

@@ -29,6 +29,7 @@ class Emulator:
         client_id: str | None = None,
         client_secret: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        log_requests: bool = True,
     ) -> None:
         self._host = host
         self._api = EmulatedApi(
@@ -38,7 +39,7 @@ class Emulator:
             clock=clock,
         )
         self._stopping = threading.Event()
-        self._server = _Server((host, port), self._api, self._stopping)
+        self._server = _Server((host, port), self._api, self._stopping, log_requests)
         self._thread: threading.Thread | None = None
 
     @property
@@ -111,10 +112,13 @@ def main_emulator(
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], api: EmulatedApi, stopping: threading.Event) -> None:
+    def __init__(
+        self, address: tuple[str, int], api: EmulatedApi, stopping: threading.Event, log_requests: bool
+    ) -> None:
         super().__init__(address, _Handler)
         self.api = api
         self.stopping = stopping
+        self.log_requests = log_requests
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -133,6 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """One line per request; only the task id of the query, so nothing secret reaches the log."""
+        if not self.server.log_requests:
+            return
         url = urlsplit(self.path)
         task_id = parse_qs(url.query).get("id")
         self.log_message("%s %s%s %s", self.command, url.path, f"?id={task_id[0]}" if task_id else "", code)
