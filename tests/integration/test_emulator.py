@@ -148,10 +148,7 @@ def test_sdk_gets_text_and_the_searchable_pdf_of_a_pdf(served: Served) -> None:
     assert answer.results is not None
     text, pdf = answer.results
     assert (text.type, pdf.type) == ("Text", "Pdf")
-    assert (
-        base64.b64decode(text.data).decode()
-        == f"Emulated RecognizePdf result for {len(INVOICE)} bytes of input"
-    )
+    assert base64.b64decode(text.data).decode().splitlines()[0] == "INVOICE 2024-0042"
     assert base64.b64decode(pdf.data) == INVOICE
 
 
