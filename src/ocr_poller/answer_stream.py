@@ -110,15 +110,15 @@ class _Cursor:
         return AnswerFormatError(f"{message} at byte {self.offset}")
 
     def fill(self) -> bool:
-        """Append the next non-empty chunk, dropping consumed bytes; False at the end of the body."""
-        for chunk in self._chunks:
-            if chunk:
-                del self._buf[: self._pos]
-                self._base += self._pos
-                self._pos = 0
-                self._buf += chunk
-                return True
-        return False
+        """Append the next chunk, dropping consumed bytes; False at the end of the body."""
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            return False
+        del self._buf[: self._pos]
+        self._base += self._pos
+        self._pos = 0
+        self._buf += chunk
+        return True
 
     def ensure(self, size: int) -> None:
         """Have at least `size` unconsumed bytes buffered, or all that is left of the body."""
