@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ocr_poller.request import ENDPOINTS
+
+N = TypeVar("N", int, float)
 
 SQS_MAX_DELAY_SECONDS = 900
 DEFAULT_ASPOSE_BASE_URL = "https://api.aspose.cloud"
@@ -82,26 +85,24 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 
 def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={value} is outside {low}..{high}")
-    return value
+    return _number(env, name, default, low, high, int, "an integer")
 
 
 def _ratio(env: Mapping[str, str], name: str, default: float) -> float:
+    # Strictly positive: a zero ratio would check every `initial` seconds forever.
+    return _number(env, name, default, 1e-6, 10.0, float, "a number")
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: N, low: N, high: N, parse: Callable[[str], N], kind: str
+) -> N:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number") from exc
-    if not 0 < value <= 10:
-        raise ConfigError(f"{name}={value} is outside (0, 10]")
+        raise ConfigError(f"{name}={raw!r} is not {kind}") from exc
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside {low:g}..{high:g}")
     return value
