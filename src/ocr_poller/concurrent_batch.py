@@ -15,7 +15,9 @@ class ConcurrentBatchProcessor(BatchProcessor):
     """
 
     def __init__(self, max_workers: int) -> None:
-        super().__init__(event_type=EventType.SQS)
+        # A batch whose records all failed is reported record by record too, not raised: the queue's redrive
+        # policy treats both alike, and raising would fail the invocation (and the local run's feeder).
+        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self.max_workers = max_workers
 
     def process(self) -> list[tuple]:  # type: ignore[type-arg]

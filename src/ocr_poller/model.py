@@ -63,7 +63,7 @@ class TaskRecord:
     last_error: str | None = None  # the latest transient failure, cleared by a good answer
     transient_failures: int = 0  # consecutive ones
     retry_after: float | None = None  # the API's Retry-After on the latest failure
-    announced: bool = field(default=False, compare=False)  # the completion event went out
+    announced: bool = field(default=False, compare=False)  # the successor or the completion event went out
 
 
 class TransientApiError(Exception):

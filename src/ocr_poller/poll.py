@@ -40,7 +40,7 @@ class Records(Protocol):
 
     def commit(self, record: TaskRecord, *, previous_attempts: int) -> bool: ...
 
-    def mark_announced(self, task_id: str) -> None: ...
+    def mark_announced(self, task_id: str, attempts: int) -> None: ...
 
 
 class Queue(Protocol):
@@ -243,7 +243,7 @@ def _after_commit(request: PollRequest, record: TaskRecord, delivery_id: str, de
             request.attempt + 1,
         )
         return Outcome(Action.DUPLICATE, request.task_id, record)
-    if record.status.is_final and record.announced:
+    if record.announced:
         return Outcome(Action.DUPLICATE, request.task_id, record)
     logger.info("redelivery of check %d of task %s: finishing its effects", record.attempts, record.task_id)
     return _carry_out(request, record, deps, action=Action.RESUMED)
@@ -254,7 +254,7 @@ def _carry_out(
 ) -> Outcome:
     if record.status.is_final:
         deps.announcer.announce(record)
-        deps.records.mark_announced(record.task_id)
+        deps.records.mark_announced(record.task_id, record.attempts)
         return Outcome(action or Action.FINISHED, record.task_id, replace(record, announced=True))
     now = deps.clock()
     delay = deps.backoff.delay(
@@ -266,7 +266,11 @@ def _carry_out(
     )
     successor = PollRequest(request.task_id, request.endpoint, record.attempts, record.first_check_at)
     deps.queue.send(successor, delay)
-    return Outcome(action or Action.REQUEUED, record.task_id, record, delay_seconds=delay)
+    # Marked, so that any later redelivery of this message (not only one after a crash) sends no second one.
+    deps.records.mark_announced(record.task_id, record.attempts)
+    return Outcome(
+        action or Action.REQUEUED, record.task_id, replace(record, announced=True), delay_seconds=delay
+    )
 
 
 def _reject(body: str, reason: str, deps: Collaborators) -> Outcome:

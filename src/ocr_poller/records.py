@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -108,14 +109,17 @@ class DynamoRecords:
             return False
         return True
 
-    def mark_announced(self, task_id: str) -> None:
-        """Note that the completion event went out, so a redelivery does not send it again."""
-        self._dynamodb.update_item(
-            TableName=self._table,
-            Key=_key(task_id),
-            UpdateExpression="SET announced = :true",
-            ExpressionAttributeValues={":true": {"BOOL": True}},
-        )
+    def mark_announced(self, task_id: str, attempts: int) -> None:
+        """Note that check `attempts` sent its successor or its event, so a redelivery sends neither again."""
+        # A later check may already have replaced the record; its own effects are not this check's to mark.
+        with suppress(self._dynamodb.exceptions.ConditionalCheckFailedException):
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key=_key(task_id),
+                UpdateExpression="SET announced = :true",
+                ConditionExpression="attempts = :attempts",
+                ExpressionAttributeValues={":true": {"BOOL": True}, ":attempts": {"N": str(attempts)}},
+            )
 
 
 def _key(task_id: str) -> dict[str, Any]:

@@ -3,9 +3,11 @@
 The promise: a task that finishes T seconds after its first check is seen no later than
 max(initial, lag_ratio * T) after it finished. If the previous check ran at elapsed time e, the task
 may have finished just after it, so the next check must come within max(initial, lag_ratio * e):
-that gap, rounded down to SQS's whole seconds, is the longest wait that keeps the promise, so
-taking it gives the fewest checks. The gaps grow geometrically (by 1 + lag_ratio) once past
-initial / lag_ratio seconds.
+that gap, less the time already spent since the check and a margin for what follows the delay (SQS
+handing the message to Lambda, the next invocation reaching the API), rounded down to SQS's whole
+seconds, is the longest wait that keeps the promise, so taking it gives the fewest checks. The gaps
+grow geometrically (by about 1 + lag_ratio) once past initial / lag_ratio seconds.
+benchmarks/ replays a mix of tasks through this policy: `python -m benchmarks.run`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class Backoff:
     maximum: int = 900
     lag_ratio: float = 0.25
     jitter: float = 0.1  # at most this share of a delay is taken off at random, to spread load
+    # Seconds kept for delivery after the delay: the mean of the 0-1 s SQS-to-Lambda latency benchmarked;
+    # it buys 98.5% -> 99.2% of tasks seen within the promise for 4% more checks.
+    margin: float = 0.5
 
     def promised_gap(self, elapsed: float) -> float:
         """The longest gap after a check at `elapsed` seconds that keeps the promise."""
@@ -47,6 +52,10 @@ class Backoff:
         seconds left before the deadline, so the last check lands on it.
         """
         gap = self.promised_gap(elapsed)
+        if gap < self.maximum:
+            # The margin comes out of the growth only: at the initial gap, rounding `gap - spent` down to
+            # whole seconds already leaves almost a second; at SQS's maximum the promise outgrows the gap.
+            gap = max(float(self.initial), gap - self.margin)
         if transient_failures:
             gap = max(gap, self.initial * 2.0 ** min(transient_failures, 16))
         seconds = math.floor(gap - spent)

@@ -18,7 +18,7 @@ from ocr_poller.cli import main
 from ocr_poller.emulator import Emulator
 from ocr_poller.localrun import LocalContext, eventbridge_event
 from ocr_poller.sandbox import Stack
-from tests.integration.test_poller_flow import SAMPLES, run_until_done, sqs_batch_event, submit
+from tests.integration.flow import SAMPLES, run_until_done, sqs_batch_event, submit
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent

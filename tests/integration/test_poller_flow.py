@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import urllib3
 
 from ocr_poller import handler
-from ocr_poller.aspose import AsposeApi, Credentials, submission_body
 from ocr_poller.emulator import Emulator
-from ocr_poller.localrun import LocalContext, QueueFeeder, eventbridge_event
+from ocr_poller.localrun import LocalContext, eventbridge_event
 from ocr_poller.sandbox import Stack
-
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-EVENTS = Path(__file__).resolve().parents[2] / "events"
+from tests.integration.flow import EVENTS, run_until_done, s3_body, sqs_batch_event, submit
 
 pytestmark = pytest.mark.integration
-
-
-def submit(emulator: Emulator, endpoint: str, sample: str, result_type: str | None = None) -> str:
-    api = AsposeApi(emulator.url, lambda: Credentials("id", "secret"))
-    return api.submit(
-        endpoint, submission_body(endpoint, (SAMPLES / sample).read_bytes(), result_type=result_type)
-    )
 
 
 def api_results(emulator: Emulator, endpoint: str, task_id: str) -> list[tuple[str, bytes]]:
@@ -50,45 +37,6 @@ def api_results(emulator: Emulator, endpoint: str, task_id: str) -> list[tuple[s
         ).data
     )
     return [(result["type"], base64.b64decode(result["data"])) for result in answer["results"]]
-
-
-def run_until_done(stack: Stack, endpoint_url: str, task_ids: list[str], limit: float = 30) -> dict[str, Any]:
-    """Feed the poll queue to the handler until every task has a final record and the queue is empty."""
-    sqs = boto3.client("sqs", endpoint_url=endpoint_url, region_name=stack.region)
-    feeder = QueueFeeder(sqs, stack.queue_url, handler.lambda_handler, region=stack.region)
-    started = time.monotonic()
-    while time.monotonic() - started < limit:
-        feeder.feed_once(wait_seconds=0)
-        records = {task_id: read_record(stack, endpoint_url, task_id) for task_id in task_ids}
-        finished = all(r and r["status"] not in ("Pending", "Processing") for r in records.values())
-        if finished and feeder.queue_is_empty():
-            return records
-        time.sleep(0.1)
-    raise AssertionError(f"tasks not finished in {limit} s: {records}")
-
-
-def read_record(stack: Stack, endpoint_url: str, task_id: str) -> dict[str, Any] | None:
-    table = boto3.resource("dynamodb", endpoint_url=endpoint_url, region_name=stack.region).Table(
-        stack.table_name
-    )
-    item: dict[str, Any] | None = table.get_item(Key={"taskId": task_id}, ConsistentRead=True).get("Item")
-    return item
-
-
-def s3_body(stack: Stack, endpoint_url: str, key: str) -> bytes:
-    s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=stack.region)
-    body: bytes = s3.get_object(Bucket=stack.bucket_name, Key=key)["Body"].read()
-    return body
-
-
-def sqs_batch_event(stack: Stack, bodies: list[dict[str, Any]]) -> dict[str, Any]:
-    """The sample SQS batch from events/, with our task ids in the bodies."""
-    event: dict[str, Any] = json.loads((EVENTS / "sqs_batch.json").read_text())
-    template = event["Records"][0]
-    event["Records"] = [
-        {**template, "messageId": f"msg-{i}", "body": json.dumps(body)} for i, body in enumerate(bodies)
-    ]
-    return event
 
 
 def assert_completed_byte_exact(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, NoReturn
 
 from ocr_poller.answer_stream import Answer
 from ocr_poller.model import StoredResult, TaskRecord
@@ -76,8 +77,9 @@ class MemoryRecords:
         self.items[record.task_id] = record
         return True
 
-    def mark_announced(self, task_id: str) -> None:
-        self.items[task_id] = replace(self.items[task_id], announced=True)
+    def mark_announced(self, task_id: str, attempts: int) -> None:
+        if self.items[task_id].attempts == attempts:
+            self.items[task_id] = replace(self.items[task_id], announced=True)
 
 
 @dataclass
@@ -133,3 +135,47 @@ class World:
             default_endpoint="RecognizeLabel",
             clock=self.clock,
         )
+
+
+class Crash(RuntimeError):
+    """An injected crash: the function died at this point."""
+
+
+class CrashOnce:
+    """Wraps a fake or real adapter: the first call of `method` dies before reaching it, later ones pass."""
+
+    def __init__(self, inner: object, method: str) -> None:
+        self._inner = inner
+        self._method = method
+        self.crashed = False
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if name != self._method or self.crashed:
+            return attribute
+
+        def crash(*args: object, **kwargs: object) -> NoReturn:
+            self.crashed = True
+            raise Crash(f"injected crash instead of {name}")
+
+        return crash
+
+
+class Spy:
+    """Wraps a fake or real adapter, recording the arguments of each call of `method` before passing it on."""
+
+    def __init__(self, inner: object, method: str) -> None:
+        self._inner = inner
+        self._method = method
+        self.calls: list[tuple[Any, ...]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if name != self._method:
+            return attribute
+
+        def record(*args: Any) -> Any:
+            self.calls.append(args)
+            return attribute(*args)
+
+        return record

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ocr_poller.answer_stream import AnswerFormatError, ResultDecodeError
 from ocr_poller.model import Status, TransientApiError
 from ocr_poller.poll import Action, CheckResult, check_once, decide, process_body, process_detail
 from ocr_poller.request import PollRequest
-from tests.unit.fakes import FakeApi, Reply, World
+from tests.unit.fakes import Crash, CrashOnce, FakeApi, Reply, World
 
 TASK = "c4b60313-4f78-45f8-b708-069eb98dc22e"
 REQUEST = PollRequest(TASK, "RecognizeLabel")
@@ -222,12 +224,13 @@ def test_losing_the_commit_race_sends_nothing() -> None:
 
 
 def test_redelivery_after_a_crash_before_the_requeue_resumes_the_chain() -> None:
-    # Given check 1 committed but its successor never sent
+    # Given check 1 committed, then the function died before sending its successor
     world = World(FakeApi([Reply("Pending")]))
-    check_once(REQUEST, "m1", world.deps)
-    world.queue.sent.clear()
+    deps = replace(world.deps, queue=CrashOnce(world.queue, "send"))
+    with pytest.raises(Crash):
+        check_once(REQUEST, "m1", deps)
     # When SQS redelivers the same message
-    outcome = check_once(REQUEST, "m1", world.deps)
+    outcome = check_once(REQUEST, "m1", deps)
     # Then the successor is sent without a second check
     assert outcome.action is Action.RESUMED
     assert len(world.api.calls) == 1

@@ -10,7 +10,7 @@ from ocr_poller.schedule import Backoff
 
 def test_first_gaps_are_the_initial_delay_then_grow_by_the_lag_ratio() -> None:
     # Given
-    backoff = Backoff(initial=2, lag_ratio=0.25, jitter=0)
+    backoff = Backoff(initial=2, lag_ratio=0.25, jitter=0, margin=0)
     # When
     elapsed, gaps = 0, []
     for _ in range(12):
@@ -19,6 +19,15 @@ def test_first_gaps_are_the_initial_delay_then_grow_by_the_lag_ratio() -> None:
         elapsed += gap
     # Then
     assert gaps == [2, 2, 2, 2, 2, 2, 3, 3, 4, 5, 6, 8]
+
+
+def test_margin_for_delivery_shortens_the_growing_gaps_only() -> None:
+    # Given
+    backoff = Backoff(initial=2, maximum=900, lag_ratio=0.25, jitter=0, margin=0.5)
+    # When
+    delays = [backoff.delay(elapsed=elapsed) for elapsed in (0, 8, 20, 40, 3600, 7200)]
+    # Then the initial gap and the SQS maximum are kept whole; a quarter of 20 s or 40 s loses the margin
+    assert delays == [2, 2, 4, 9, 900, 900]
 
 
 def test_delay_is_capped_by_sqs_maximum() -> None:
