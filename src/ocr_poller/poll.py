@@ -167,13 +167,15 @@ def check_once(request: PollRequest, delivery_id: str, deps: Collaborators) -> O
     decision = decide(check, elapsed=checked_at - first_check_at, deadline=deps.deadline_seconds)
     record = _record(request, previous, check, decision, delivery_id, first_check_at, checked_at)
 
-    if check.undecodable is not None and check.results:
-        deps.results.delete(check.results)  # what came before the undecodable result is no result either
     if not deps.records.commit(record, previous_attempts=request.attempt):
         logger.info(
             "check %d of task %s was already made by another delivery", record.attempts, request.task_id
         )
         return Outcome(Action.DUPLICATE, request.task_id)
+    if check.undecodable is not None and check.results:
+        # What came before the undecodable result is no result either. Only the winner deletes: the
+        # keys are shared with any duplicate delivery of this check.
+        deps.results.delete(check.results)
     return _carry_out(request, record, deps, action=None)
 
 
@@ -181,7 +183,7 @@ def _check(request: PollRequest, deps: Collaborators) -> CheckResult:
     stored: list[StoredResult] = []
 
     def store(index: int, result_type: str, chunks: Iterator[bytes]) -> StoredResult:
-        result = deps.results.put(request.task_id, index, result_type, chunks)
+        result = deps.results.put(request.task_id, index, _storable(result_type), chunks)
         stored.append(result)
         return result
 
@@ -198,10 +200,15 @@ def _check(request: PollRequest, deps: Collaborators) -> CheckResult:
     return CheckResult(
         task_status=answer.task_status,
         results=answer.results,
-        error_messages=answer.error_messages,
-        warnings=answer.warnings,
-        response_status_code=answer.response_status_code,
+        error_messages=tuple(map(_storable, answer.error_messages)),
+        warnings=tuple(map(_storable, answer.warnings)),
+        response_status_code=_storable(answer.response_status_code or "") or None,
     )
+
+
+def _storable(text: str) -> str:
+    """The API's text with lone surrogates (valid JSON, not UTF-8) replaced: S3 and DynamoDB refuse them."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _record(

@@ -275,3 +275,14 @@ def test_eventbridge_detail_is_checked_and_uses_the_default_endpoint() -> None:
     # Then
     assert outcome.action is Action.REQUEUED
     assert world.api.calls == [("RecognizeLabel", TASK)]
+
+
+def test_lone_surrogates_from_the_api_are_made_storable() -> None:
+    # Given an answer whose JSON escapes decode to lone surrogates
+    world = World(FakeApi([Reply("Error", messages=("bad \ud800 image",), code="Err\udfff")]))
+    # When
+    check_once(REQUEST, "m1", world.deps)
+    # Then
+    record = world.records.items[TASK]
+    assert record.error_messages == ("bad ? image",) and record.response_status_code == "Err?"
+    record.error_messages[0].encode("utf-8")
