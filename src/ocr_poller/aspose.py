@@ -6,7 +6,7 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -20,10 +20,19 @@ from ocr_poller.poll import ResultSink
 
 READ_CHUNK_BYTES = 64 * 1024
 TOKEN_REFRESH_MARGIN_SECONDS = 60
+SUBMIT_READ_TIMEOUT_SECONDS = 120.0  # a submission uploads the whole file
 
 
 class SubmitError(RuntimeError):
     """The API refused a submission."""
+
+
+class CredentialsRejected(RuntimeError):
+    """The token endpoint refused the client credentials: no retry helps until they are fixed.
+
+    Not transient on purpose: the poll message fails, SQS retries it, and after the redrive count it
+    reaches the dead-letter queue, where the alarm tells someone to fix the secret and redrive.
+    """
 
 
 def submission_body(endpoint: str, content: bytes, *, result_type: str | None = None) -> dict[str, Any]:
@@ -76,17 +85,11 @@ class AsposeApi:
     def check(self, endpoint: str, task_id: str, on_result: ResultSink) -> Answer[StoredResult]:
         """One GET of the task's answer, results streamed to on_result; a 401 renews the token once."""
         url = f"{self._base_url}/v5.0/ocr/{quote(endpoint)}?id={quote(task_id)}"
-        stale = self._bearer()
-        response = self._get(url, stale)
-        if response.status == 401:
-            _discard(response)
-            response = self._get(url, self._bearer(renew=stale))
+        response = self._authorized(lambda token: self._request("GET", url, token, preload_content=False))
         try:
             _raise_for_status(response)
-            answer = read_answer(response.stream(READ_CHUNK_BYTES), on_result)
+            answer = read_answer(_body(response), on_result)
             response.drain_conn()  # the few bytes after the JSON, so the connection can be reused
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransientApiError(f"reading the answer failed: {type(exc).__name__}: {exc}") from exc
         finally:
             _discard(response)
         return answer
@@ -95,10 +98,11 @@ class AsposeApi:
         """POST a recognition request (the SDK's JSON body); the API answers the new task id."""
         url = f"{self._base_url}/v5.0/ocr/{quote(endpoint)}"
         payload = json.dumps(body).encode()
-        stale = self._bearer()
-        response = self._post(url, payload, stale)
-        if response.status == 401:
-            response = self._post(url, payload, self._bearer(renew=stale))
+        response = self._authorized(
+            lambda token: self._request(
+                "POST", url, token, body=payload, read_timeout=SUBMIT_READ_TIMEOUT_SECONDS
+            )
+        )
         if response.status != 200:
             raise SubmitError(f"POST {url} answered HTTP {response.status}: {response.data[:200]!r}")
         task_id = response.data.decode("utf-8", "replace").strip().strip('"')
@@ -106,31 +110,46 @@ class AsposeApi:
             raise SubmitError(f"POST {url} answered no task id")
         return task_id
 
-    def _post(self, url: str, payload: bytes, token: str) -> urllib3.BaseHTTPResponse:
-        try:
-            return self._http.request(
-                "POST",
-                url,
-                body=payload,
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-                timeout=urllib3.Timeout(connect=self._timeout.connect_timeout, read=120.0),
-                retries=False,
-            )
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransientApiError(f"POST {url} failed: {type(exc).__name__}: {exc}") from exc
+    def _authorized(self, send: Callable[[str], urllib3.BaseHTTPResponse]) -> urllib3.BaseHTTPResponse:
+        """Send with the cached token; on 401 renew the token and send once more."""
+        stale = self._bearer()
+        response = send(stale)
+        if response.status != 401:
+            return response
+        _discard(response)
+        return send(self._bearer(renew=stale))
 
-    def _get(self, url: str, token: str) -> urllib3.BaseHTTPResponse:
+    def _request(
+        self,
+        method: str,
+        url: str,
+        token: str,
+        *,
+        body: bytes | None = None,
+        preload_content: bool = True,
+        read_timeout: float | None = None,
+    ) -> urllib3.BaseHTTPResponse:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        timeout = self._timeout
+        if read_timeout is not None:
+            timeout = urllib3.Timeout(connect=self._timeout.connect_timeout, read=read_timeout)
         try:
             return self._http.request(
-                "GET",
+                method,
                 url,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-                preload_content=False,
-                timeout=self._timeout,
+                body=body,
+                headers=headers,
+                preload_content=preload_content,
+                timeout=timeout,
                 retries=False,
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransientApiError(f"GET {url.split('?')[0]} failed: {type(exc).__name__}: {exc}") from exc
+            # The query holds only the task id, but errors name the path alone all the same.
+            raise TransientApiError(
+                f"{method} {url.split('?')[0]} failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _bearer(self, renew: str | None = None) -> str:
         """The cached token, fetched when missing, about to expire, or equal to `renew` (rejected)."""
@@ -158,9 +177,13 @@ class AsposeApi:
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise TransientApiError(f"POST {url} failed: {type(exc).__name__}: {exc}") from exc
+        if response.status in (400, 401):
+            raise CredentialsRejected(
+                f"token request rejected: HTTP {response.status} {response.data[:100]!r}"
+            )
         if response.status != 200:
             raise TransientApiError(
-                f"token request rejected: HTTP {response.status}",
+                f"token request failed: HTTP {response.status}",
                 retry_after=_retry_after(response.headers.get("Retry-After"), time.time()),
             )
         try:
@@ -172,6 +195,14 @@ class AsposeApi:
         if not isinstance(value, str) or not value:
             raise TransientApiError("the token answer holds no access_token")
         return _Token(value, self._clock() + lifetime - TOKEN_REFRESH_MARGIN_SECONDS)
+
+
+def _body(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """The body in chunks; a broken read is the API's failure, kept apart from errors of the results' sink."""
+    try:
+        yield from response.stream(READ_CHUNK_BYTES)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise TransientApiError(f"reading the answer failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _discard(response: urllib3.BaseHTTPResponse) -> None:

@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     emulator = commands.add_parser("emulator", help="serve an Aspose.OCR Cloud v5 emulator on 127.0.0.1")
-    emulator.add_argument("--port", type=int, default=8089)
+    emulator.add_argument("--port", type=int, default=8089, help="port on 127.0.0.1 (0: any free port)")
     emulator.add_argument(
         "--processing-seconds", type=float, default=3.0, help="time until a task is Completed"
     )
@@ -199,18 +199,9 @@ def _watch(feeder: Any, tracked: list[_Tracked], timeout: float) -> dict[str, di
 
 
 def _read_record(task_id: str) -> dict[str, Any] | None:
-    import boto3
-    from boto3.dynamodb.types import TypeDeserializer
+    from ocr_poller.records import DynamoRecords
 
-    item = (
-        boto3.client("dynamodb")
-        .get_item(TableName=os.environ["RESULTS_TABLE"], Key={"taskId": {"S": task_id}}, ConsistentRead=True)
-        .get("Item")
-    )
-    if item is None:
-        return None
-    deserializer = TypeDeserializer()
-    return {name: deserializer.deserialize(value) for name, value in item.items()}
+    return DynamoRecords(os.environ["RESULTS_TABLE"]).item(task_id)
 
 
 def _report(
@@ -242,7 +233,7 @@ def _report(
 
 def _submit(args: argparse.Namespace) -> int:
     """Send a file to the API (ASPOSE_BASE_URL) and put its poll request on POLL_QUEUE_URL."""
-    from ocr_poller.aspose import AsposeApi, SubmitError, submission_body
+    from ocr_poller.aspose import AsposeApi, CredentialsRejected, SubmitError, submission_body
     from ocr_poller.config import ConfigError
     from ocr_poller.model import TransientApiError
     from ocr_poller.wiring import credentials_provider
@@ -262,7 +253,7 @@ def _submit(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     except TransientApiError as exc:
         raise CliError(f"cannot reach the API at {base_url}: {exc}") from exc
-    except SubmitError as exc:
+    except (SubmitError, CredentialsRejected) as exc:
         raise CliError(str(exc)) from exc
     print(task_id)
     if not args.no_enqueue:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 
 
@@ -14,10 +17,14 @@ class ConcurrentBatchProcessor(BatchProcessor):
     ten cost about one check; AsyncBatchProcessor would only help code that awaits.
     """
 
-    def __init__(self, max_workers: int) -> None:
+    def __init__(self, max_workers: int, logger: Logger | None = None) -> None:
         # A batch whose records all failed is reported record by record too, not raised: the queue's redrive
         # policy treats both alike, and raising would fail the invocation (and the local run's feeder).
-        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        # The logger gets each failed record's exception with its traceback.
+        # Powertools' Logger has the logging.Logger methods BatchProcessor calls, without the base class.
+        super().__init__(
+            event_type=EventType.SQS, raise_on_entire_batch_failure=False, logger=cast(logging.Logger, logger)
+        )
         self.max_workers = max_workers
 
     def process(self) -> list[tuple]:  # type: ignore[type-arg]

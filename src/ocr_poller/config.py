@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import urlsplit
 
-from ocr_poller.request import ENDPOINTS
+from ocr_poller.request import InvalidRequest, canonical_endpoint
 
 N = TypeVar("N", int, float)
 
@@ -30,7 +31,7 @@ class Settings:
     aspose_base_url: str = DEFAULT_ASPOSE_BASE_URL
     aspose_credentials_secret: str | None = None
     aspose_client_id: str | None = None
-    aspose_client_secret: str | None = None
+    aspose_client_secret: str | None = field(default=None, repr=False)
     poll_initial_delay_seconds: int = 2
     poll_max_delay_seconds: int = SQS_MAX_DELAY_SECONDS
     poll_deadline_seconds: int = 86_400
@@ -63,18 +64,30 @@ class Settings:
             poll_deadline_seconds=_integer(env, "POLL_DEADLINE_SECONDS", 86_400, 1, 10 * 86_400),
             poll_lag_ratio=_ratio(env, "POLL_LAG_RATIO", 0.25),
             results_prefix=env.get("RESULTS_PREFIX", cls.results_prefix),
-            default_endpoint=env.get("DEFAULT_ENDPOINT", cls.default_endpoint),
+            default_endpoint=_endpoint(env.get("DEFAULT_ENDPOINT", cls.default_endpoint)),
             event_bus_name=env.get("EVENT_BUS_NAME", cls.event_bus_name),
             record_retention_days=_integer(env, "RECORD_RETENTION_DAYS", 30, 1, 3650),
             max_concurrent_checks=_integer(env, "MAX_CONCURRENT_CHECKS", 10, 1, 64),
         )
-        if settings.default_endpoint not in ENDPOINTS:
-            raise ConfigError(f"DEFAULT_ENDPOINT={settings.default_endpoint!r} is not a v5 result endpoint")
         if settings.poll_initial_delay_seconds > settings.poll_max_delay_seconds:
             raise ConfigError("POLL_INITIAL_DELAY_SECONDS must not exceed POLL_MAX_DELAY_SECONDS")
-        if not settings.aspose_base_url.startswith(("https://", "http://")):
-            raise ConfigError(f"ASPOSE_BASE_URL={settings.aspose_base_url!r} is not an http(s) URL")
+        _check_base_url(settings.aspose_base_url)
         return settings
+
+
+def _endpoint(name: str) -> str:
+    try:
+        return canonical_endpoint(name)
+    except InvalidRequest as exc:
+        raise ConfigError(f"DEFAULT_ENDPOINT: {exc}") from exc
+
+
+def _check_base_url(url: str) -> None:
+    """https, or plain http to this machine only (the emulator): the client secret travels in the body."""
+    parts = urlsplit(url)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise ConfigError(f"ASPOSE_BASE_URL={url!r} must be an https URL (http only for 127.0.0.1)")
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

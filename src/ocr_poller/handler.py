@@ -49,7 +49,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str
     """Check every request of the event once; SQS failures are reported per record."""
     settings, deps = wired()
     if isinstance(event.get("Records"), list):
-        processor = ConcurrentBatchProcessor(max_workers=settings.max_concurrent_checks)
+        processor = ConcurrentBatchProcessor(max_workers=settings.max_concurrent_checks, logger=logger)
 
         def record_handler(record: SQSRecord) -> None:
             logger.thread_safe_append_keys(messageId=record.message_id)
@@ -70,27 +70,26 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str
 def _count(outcome: Outcome) -> None:
     """Log the outcome with its task id, and count it."""
     record = outcome.record
-    logger.info(
-        "poll request %s",
-        outcome.action.value,
-        extra={
-            "taskId": outcome.task_id,
-            "status": record.status.value if record else None,
-            "attempts": record.attempts if record else None,
-            "delaySeconds": outcome.delay_seconds,
-            "reason": outcome.reason or (record.last_error if record else None),
-        },
-    )
+    details = {
+        "taskId": outcome.task_id,
+        "status": record.status.value if record else None,
+        "attempts": record.attempts if record else None,
+        "delaySeconds": outcome.delay_seconds,
+        "reason": outcome.reason or (record.last_error if record else None),
+    }
+    log = logger.warning if outcome.action is Action.REJECTED else logger.info
+    log(f"poll request {outcome.action.value}", extra=details)
     with _metrics_lock:
         metrics.add_metric(
             name=f"Requests{outcome.action.value.capitalize()}", unit=MetricUnit.Count, value=1
         )
-        if record is None or outcome.action not in (Action.REQUEUED, Action.FINISHED):
+        if outcome.checked:
+            metrics.add_metric(name="Checks", unit=MetricUnit.Count, value=1)
+        if record is None or outcome.action is Action.DUPLICATE:
             return
-        metrics.add_metric(name="Checks", unit=MetricUnit.Count, value=1)
-        if record.last_error:
+        if outcome.checked and record.last_error:
             metrics.add_metric(name="TransientFailures", unit=MetricUnit.Count, value=1)
-        if outcome.action is Action.FINISHED:
+        if record.status.is_final:
             metrics.add_metric(name=f"Tasks{record.status.value}", unit=MetricUnit.Count, value=1)
             metrics.add_metric(name="AttemptsPerTask", unit=MetricUnit.Count, value=record.attempts)
             metrics.add_metric(

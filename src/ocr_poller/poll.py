@@ -9,7 +9,6 @@ write re-queues the successor or announces the end.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -19,8 +18,6 @@ from ocr_poller.answer_stream import Answer, AnswerFormatError, ResultDecodeErro
 from ocr_poller.model import Status, StoredResult, TaskRecord, TransientApiError
 from ocr_poller.request import InvalidRequest, PollRequest, parse_body, parse_document
 from ocr_poller.schedule import Backoff
-
-logger = logging.getLogger(__name__)
 
 ResultSink = Callable[[int, str, Iterator[bytes]], StoredResult]
 
@@ -94,7 +91,7 @@ class Decision:
 class Action(StrEnum):
     REQUEUED = "requeued"  # checked, still running: the successor is on the queue
     FINISHED = "finished"  # checked, ended: record final, event announced
-    DUPLICATE = "duplicate"  # another delivery already made this check: nothing done
+    DUPLICATE = "duplicate"  # another delivery made (or is making) this check: nothing more to do
     RESUMED = "resumed"  # a redelivery finished the effects of a check that crashed half-way
     REJECTED = "rejected"  # an invalid request, sent to the dead-letter queue
 
@@ -107,7 +104,16 @@ class Outcome:
     task_id: str | None = None
     record: TaskRecord | None = None
     delay_seconds: int | None = None
-    reason: str | None = None
+    reason: str | None = None  # why a request was rejected or dropped
+    checked: bool = False  # the API was called
+
+
+class NotSettled(RuntimeError):
+    """Another copy of this very message is still finishing the check: retry it later, do not drop it."""
+
+
+MAX_MESSAGES = 20
+MAX_MESSAGE_CHARS = 2000  # the API's messages end up in a DynamoDB item (400 KB) and an event (256 KB)
 
 
 _RUNNING = {Status.PENDING.value: Status.PENDING, Status.PROCESSING.value: Status.PROCESSING}
@@ -158,25 +164,33 @@ def process_detail(detail: object, delivery_id: str, deps: Collaborators) -> Out
 def check_once(request: PollRequest, delivery_id: str, deps: Collaborators) -> Outcome:
     """Make exactly one status check of the task and carry out the action it leads to."""
     previous = deps.records.get(request.task_id)
-    if previous is not None and previous.attempts > request.attempt:
+    if previous is not None and (previous.attempts > request.attempt or previous.status.is_final):
         return _after_commit(request, previous, delivery_id, deps)
 
     checked_at = deps.clock()
-    first_check_at = request.first_check_at if request.first_check_at is not None else checked_at
+    # The record's first check, not the message's claim, bounds the chain: a message cannot move the deadline.
+    if previous is not None:
+        first_check_at = previous.first_check_at
+    else:
+        first_check_at = min(request.first_check_at or checked_at, checked_at)
     check = _check(request, deps)
     decision = decide(check, elapsed=checked_at - first_check_at, deadline=deps.deadline_seconds)
     record = _record(request, previous, check, decision, delivery_id, first_check_at, checked_at)
 
     if not deps.records.commit(record, previous_attempts=request.attempt):
-        logger.info(
-            "check %d of task %s was already made by another delivery", record.attempts, request.task_id
+        winner = deps.records.get(request.task_id)
+        if winner is not None and winner.committed_by == delivery_id and not winner.announced:
+            # A copy of this same message won and has not sent its effects yet; if this copy were
+            # acknowledged, SQS could delete the message and a crash of the winner would end the chain.
+            raise NotSettled(f"check {record.attempts} of task {request.task_id} is still being finished")
+        return Outcome(
+            Action.DUPLICATE, request.task_id, winner, reason="another delivery made this check", checked=True
         )
-        return Outcome(Action.DUPLICATE, request.task_id)
     if check.undecodable is not None and check.results:
         # What came before the undecodable result is no result either. Only the winner deletes: the
         # keys are shared with any duplicate delivery of this check.
         deps.results.delete(check.results)
-    return _carry_out(request, record, deps, action=None)
+    return replace(_carry_out(request, record, deps, resumed=False), checked=True)
 
 
 def _check(request: PollRequest, deps: Collaborators) -> CheckResult:
@@ -196,14 +210,25 @@ def _check(request: PollRequest, deps: Collaborators) -> CheckResult:
     except ResultDecodeError as exc:
         return CheckResult(results=tuple(stored), undecodable=f"the answer cannot be decoded: {exc}")
     if answer.task_status not in _RUNNING and answer.task_status not in _FINAL:
-        return CheckResult(failure=f"the answer has no known taskStatus ({answer.task_status!r})")
+        return CheckResult(
+            failure=f"the answer has no known taskStatus ({_storable(str(answer.task_status))})"
+        )
+    if answer.task_id not in (None, request.task_id):
+        return CheckResult(failure=f"the answer is for another task ({_storable(str(answer.task_id))})")
     return CheckResult(
         task_status=answer.task_status,
         results=answer.results,
-        error_messages=tuple(map(_storable, answer.error_messages)),
-        warnings=tuple(map(_storable, answer.warnings)),
+        error_messages=_bounded(answer.error_messages),
+        warnings=_bounded(answer.warnings),
         response_status_code=_storable(answer.response_status_code or "") or None,
     )
+
+
+def _bounded(messages: tuple[str, ...]) -> tuple[str, ...]:
+    """At most MAX_MESSAGES messages of MAX_MESSAGE_CHARS each, storable."""
+    kept = tuple(_storable(message[:MAX_MESSAGE_CHARS]) for message in messages[:MAX_MESSAGES])
+    dropped = len(messages) - len(kept)
+    return kept + ((f"... and {dropped} more",) if dropped else ())
 
 
 def _storable(text: str) -> str:
@@ -243,26 +268,20 @@ def _record(
 def _after_commit(request: PollRequest, record: TaskRecord, delivery_id: str, deps: Collaborators) -> Outcome:
     """A check this request asks for was already made: finish its effects only if it was ours."""
     if record.committed_by != delivery_id or record.attempts != request.attempt + 1:
-        logger.info(
-            "task %s is at check %d: request for check %d dropped",
-            record.task_id,
-            record.attempts,
-            request.attempt + 1,
-        )
-        return Outcome(Action.DUPLICATE, request.task_id, record)
+        reason = f"the task is at check {record.attempts} ({record.status}); this request was for check "
+        return Outcome(Action.DUPLICATE, request.task_id, record, reason=f"{reason}{request.attempt + 1}")
     if record.announced:
-        return Outcome(Action.DUPLICATE, request.task_id, record)
-    logger.info("redelivery of check %d of task %s: finishing its effects", record.attempts, record.task_id)
-    return _carry_out(request, record, deps, action=Action.RESUMED)
+        return Outcome(Action.DUPLICATE, request.task_id, record, reason="this message was already handled")
+    return _carry_out(request, record, deps, resumed=True)
 
 
-def _carry_out(
-    request: PollRequest, record: TaskRecord, deps: Collaborators, action: Action | None
-) -> Outcome:
+def _carry_out(request: PollRequest, record: TaskRecord, deps: Collaborators, *, resumed: bool) -> Outcome:
+    """Send the successor, or announce the end; then mark the record so that neither happens twice."""
     if record.status.is_final:
         deps.announcer.announce(record)
         deps.records.mark_announced(record.task_id, record.attempts)
-        return Outcome(action or Action.FINISHED, record.task_id, replace(record, announced=True))
+        action = Action.RESUMED if resumed else Action.FINISHED
+        return Outcome(action, record.task_id, replace(record, announced=True))
     now = deps.clock()
     delay = deps.backoff.delay(
         elapsed=record.last_check_at - record.first_check_at,
@@ -275,13 +294,11 @@ def _carry_out(
     deps.queue.send(successor, delay)
     # Marked, so that any later redelivery of this message (not only one after a crash) sends no second one.
     deps.records.mark_announced(record.task_id, record.attempts)
-    return Outcome(
-        action or Action.REQUEUED, record.task_id, replace(record, announced=True), delay_seconds=delay
-    )
+    action = Action.RESUMED if resumed else Action.REQUEUED
+    return Outcome(action, record.task_id, replace(record, announced=True), delay_seconds=delay)
 
 
 def _reject(body: str, reason: str, deps: Collaborators) -> Outcome:
-    logger.warning("rejected poll request: %s", reason)
     deps.queue.reject(body, reason)
     return Outcome(Action.REJECTED, reason=reason)
 

@@ -90,10 +90,15 @@ class DynamoRecords:
 
     def get(self, task_id: str) -> TaskRecord | None:
         """The task's record, read consistently, or None before its first check."""
+        item = self.item(task_id)
+        return None if item is None else from_item(item)
+
+    def item(self, task_id: str) -> dict[str, Any] | None:
+        """The task's item as plain values (Decimal numbers), read consistently."""
         response = self._dynamodb.get_item(TableName=self._table, Key=_key(task_id), ConsistentRead=True)
         if "Item" not in response:
             return None
-        return from_item({name: _deserializer.deserialize(value) for name, value in response["Item"].items()})
+        return {name: _deserializer.deserialize(value) for name, value in response["Item"].items()}
 
     def commit(self, record: TaskRecord, *, previous_attempts: int) -> bool:
         """Write the record of a check unless another delivery already made it (False then)."""

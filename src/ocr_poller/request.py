@@ -82,12 +82,15 @@ def parse_document(document: object, *, default_endpoint: str) -> PollRequest:
     )
 
 
-def _endpoint(value: object, default_endpoint: str) -> str:
-    if value is None:
-        return default_endpoint
+def canonical_endpoint(value: object) -> str:
+    """The endpoint's own spelling, matched case-insensitively."""
     if not isinstance(value, str) or value.lower() not in _ENDPOINTS_BY_LOWER:
         raise InvalidRequest(f"endpoint {_preview(value)} is not a v5 result endpoint")
     return _ENDPOINTS_BY_LOWER[value.lower()]
+
+
+def _endpoint(value: object, default_endpoint: str) -> str:
+    return default_endpoint if value is None else canonical_endpoint(value)
 
 
 def _attempt(value: object) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import boto3
 import urllib3
 from aws_lambda_powertools.utilities import parameters
 from botocore.config import Config
@@ -43,8 +44,6 @@ def credentials_provider(
 
 def build_collaborators(settings: Settings) -> Collaborators:
     """Real adapters, sized so that every concurrent check has its own HTTP connection."""
-    import boto3  # imported here so that importing the handler stays cheap
-
     pool_size = settings.max_concurrent_checks
     aws_config = Config(max_pool_connections=pool_size * 2, retries={"mode": "standard"})
     session = boto3.session.Session()

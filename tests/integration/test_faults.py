@@ -18,9 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ocr_poller import handler
-from ocr_poller.aspose import AsposeApi, Credentials, submission_body
+from ocr_poller.aspose import AsposeApi, Credentials, CredentialsRejected, submission_body
 from ocr_poller.emulator import Emulator
-from ocr_poller.model import TransientApiError
 from ocr_poller.request import InvalidRequest, parse_body
 from ocr_poller.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Stack
 from tests.integration.flow import (
@@ -597,7 +596,7 @@ def test_token_and_client_secret_never_reach_logs_records_events_or_errors(
         response = handle(event)
         record = run_until_done(stack, moto_url, [task_id])[task_id]
         refused = AsposeApi(secured.url, lambda: Credentials(SANDBOX_CLIENT_ID, WRONG_SECRET))
-        with pytest.raises(TransientApiError) as error:
+        with pytest.raises(CredentialsRejected) as error:
             refused.check("RecognizeLabel", task_id, lambda *_: pytest.fail("no result expected"))
     # Then
     output = capsys.readouterr()
@@ -621,3 +620,18 @@ def test_token_and_client_secret_never_reach_logs_records_events_or_errors(
         if secret in text
     ]
     assert leaks == []
+
+
+def test_rejected_credentials_fail_the_record_so_it_reaches_the_dead_letter_queue(
+    stack: Stack, moto_url: str, poller_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an API that accepts other credentials than the stack's secret holds
+    with Emulator(client_id="someone", client_secret="else") as strict:
+        monkeypatch.setenv("ASPOSE_BASE_URL", strict.url)
+        task_id = strict.submit("RecognizeLabel", submission_body("RecognizeLabel", b"\x89PNG"))
+        # When
+        response = handle(raw_sqs_batch_event(stack, [json.dumps({"taskId": task_id})], ["m-1"]))
+        # Then the record fails (not a silent back-off), so redrive and the DLQ alarm take over
+        assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+        assert strict.checks(task_id) == 0
+        assert read_record(stack, moto_url, task_id) is None

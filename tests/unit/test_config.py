@@ -57,9 +57,27 @@ def test_every_variable_is_read() -> None:
         ({"POLL_LAG_RATIO": "0"}, "outside"),
         ({"POLL_LAG_RATIO": "fast"}, "not a number"),
         ({"DEFAULT_ENDPOINT": "Nope"}, "not a v5 result endpoint"),
-        ({"ASPOSE_BASE_URL": "ftp://x"}, "not an http"),
+        ({"ASPOSE_BASE_URL": "ftp://x"}, "must be an https URL"),
+        ({"ASPOSE_BASE_URL": "http://api.aspose.cloud"}, "must be an https URL"),
+        ({"ASPOSE_BASE_URL": "https://"}, "must be an https URL"),
     ],
 )
 def test_bad_values_fail_fast_with_the_variable_named(override: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({**BASE, **override})
+
+
+def test_default_endpoint_is_matched_case_insensitively() -> None:
+    assert Settings.from_env({**BASE, "DEFAULT_ENDPOINT": "recognizepdf"}).default_endpoint == "RecognizePdf"
+
+
+def test_repr_hides_the_client_secret() -> None:
+    settings = Settings.from_env({**BASE, "ASPOSE_CLIENT_ID": "me", "ASPOSE_CLIENT_SECRET": "s3cr3t"})
+    assert "s3cr3t" not in repr(settings)
+
+
+def test_emulator_serves_exactly_the_contract_endpoints() -> None:
+    from ocr_poller.emulator import ENDPOINTS as EMULATED
+    from ocr_poller.request import ENDPOINTS
+
+    assert set(EMULATED) == set(ENDPOINTS)

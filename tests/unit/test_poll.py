@@ -286,3 +286,49 @@ def test_lone_surrogates_from_the_api_are_made_storable() -> None:
     record = world.records.items[TASK]
     assert record.error_messages == ("bad ? image",) and record.response_status_code == "Err?"
     record.error_messages[0].encode("utf-8")
+
+
+def test_a_message_cannot_move_the_deadline() -> None:
+    # Given a first request claiming its first check lies in the future
+    world = World(FakeApi([Reply("Processing")]), deadline_seconds=600)
+    check_once(PollRequest(TASK, "RecognizeLabel", 0, world.clock.now + 10_000), "m1", world.deps)
+    assert world.records.items[TASK].first_check_at == world.clock.now
+    # When a later message claims a later first check than the record's, past the deadline
+    world.clock.now += 601
+    outcome = check_once(PollRequest(TASK, "RecognizeLabel", 1, world.clock.now), "m2", world.deps)
+    # Then the record's first check counts
+    assert outcome.record is not None and outcome.record.status is Status.EXPIRED
+
+
+def test_a_finished_task_is_not_reopened() -> None:
+    # Given a task that ended at check 1
+    world = World(FakeApi([Reply("NotExist")]))
+    check_once(REQUEST, "m1", world.deps)
+    # When a request claims to be check 2
+    outcome = check_once(PollRequest(TASK, "RecognizeLabel", 1), "m2", world.deps)
+    # Then
+    assert outcome.action is Action.DUPLICATE and len(world.api.calls) == 1
+
+
+def test_an_answer_for_another_task_is_not_taken() -> None:
+    # Given an API answering with someone else's task id
+    class WrongIdApi(FakeApi):
+        def check(self, endpoint, task_id, on_result):  # type: ignore[no-untyped-def]
+            return replace(super().check(endpoint, task_id, on_result), task_id="someone-else")
+
+    world = World(WrongIdApi([Reply("Completed")]))
+    # When
+    check_once(REQUEST, "m1", world.deps)
+    # Then
+    record = world.records.items[TASK]
+    assert record.status is Status.PENDING and "another task" in (record.last_error or "")
+
+
+def test_the_api_cannot_flood_the_record_with_messages() -> None:
+    # Given an error with many long messages
+    world = World(FakeApi([Reply("Error", messages=tuple("x" * 10_000 for _ in range(100)))]))
+    # When
+    check_once(REQUEST, "m1", world.deps)
+    # Then
+    messages = world.records.items[TASK].error_messages
+    assert len(messages) == 21 and messages[-1] == "... and 80 more" and len(messages[0]) == 2000
