@@ -19,7 +19,8 @@ from ocr_poller.poll import Action, Collaborators, Outcome, process_body, proces
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ocr-poller")
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+# Only botocore: patching every supported library at import costs cold start for nothing we use.
+tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "OcrPoller"), service=SERVICE)
 
 _metrics_lock = threading.Lock()

@@ -57,12 +57,15 @@ class Backoff:
             # whole seconds already leaves almost a second; at SQS's maximum the promise outgrows the gap.
             gap = max(float(self.initial), gap - self.margin)
         if transient_failures:
-            gap = max(gap, self.initial * 2.0 ** min(transient_failures, 16))
+            # At least a second per doubling, so that an initial delay of 0 still backs off a failing API.
+            gap = max(gap, max(1, self.initial) * 2.0 ** min(transient_failures, 16))
         seconds = math.floor(gap - spent)
         # Jitter only shortens the wait (so it never breaks the promise), and never below a whole second.
         seconds -= math.floor(self.jitter * seconds * rng())
         if retry_after is not None:
             seconds = max(seconds, math.ceil(retry_after))
         if remaining is not None:
-            seconds = min(seconds, math.floor(remaining))
+            # Rounded up: the last check lands on the deadline, not a moment before it (which would answer
+            # Pending and cost one more check straight after).
+            seconds = min(seconds, math.ceil(remaining))
         return max(0, min(self.maximum, seconds))

@@ -62,5 +62,10 @@ def test_retry_after_wins_over_a_shorter_gap() -> None:
 
 
 def test_remaining_time_brings_the_last_check_to_the_deadline() -> None:
-    assert Backoff(jitter=0).delay(elapsed=80_000, remaining=42.7) == 42
+    assert Backoff(jitter=0).delay(elapsed=80_000, remaining=42.7) == 43
     assert Backoff(jitter=0).delay(elapsed=80_000, remaining=-5) == 0
+
+
+def test_transient_failures_back_off_even_with_no_initial_delay() -> None:
+    backoff = Backoff(initial=0, jitter=0)
+    assert [backoff.delay(elapsed=0, transient_failures=n) for n in (1, 2, 3)] == [2, 4, 8]

@@ -1,0 +1,196 @@
+"""The local stack in processes of its own, so what the benchmark measures is the poller's alone.
+
+moto's server and the Aspose emulator each run in a child process on 127.0.0.1; measurements that
+import the handler run in a child process too, with the function's environment, and hand back JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import urllib3
+
+from ocr_poller.aspose import AsposeApi, Credentials, submission_body
+from ocr_poller.sandbox import (
+    SANDBOX_ACCESS_KEY_ID,
+    SANDBOX_SECRET_ACCESS_KEY,
+    Stack,
+    deploy_stack,
+    environment,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "template.yaml"
+LABEL = ROOT / "samples" / "label.png"
+CLIENT = Credentials("benchmark", "benchmark-secret")  # the emulator accepts any credentials
+START_TIMEOUT_SECONDS = 60
+
+# Quiet, as a benchmark needs it; the scale figure turns logs and metrics back on to weigh them.
+QUIET = {
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+
+
+class ServiceError(RuntimeError):
+    """A service or a measuring child process failed."""
+
+
+class Service:
+    """A child process serving HTTP on loopback; `url` is read from the first line it prints."""
+
+    def __init__(self, command: list[str], banner: str) -> None:
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
+        )
+        line = self._process.stdout.readline() if self._process.stdout else ""
+        if banner not in line:
+            self.stop()
+            raise ServiceError(f"{' '.join(command)} did not start: {line!r}")
+        self.url = line.split(banner, 1)[1].strip()
+        self.pid = self._process.pid
+
+    def stop(self) -> None:
+        """Terminate the process and wait for it."""
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+@contextmanager
+def moto_server() -> Iterator[Service]:
+    """moto's server in its own process (it keeps every uploaded object in its memory)."""
+    service = Service([sys.executable, "-m", "benchmarks.services", "moto"], "moto serving on ")
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@contextmanager
+def emulator(processing_seconds: float) -> Iterator[Service]:
+    """The Aspose emulator in its own process; its request log goes nowhere."""
+    command = [
+        sys.executable,
+        "-m",
+        "ocr_poller.emulator",
+        "--port",
+        "0",
+        "--processing-seconds",
+        str(processing_seconds),
+    ]
+    service = Service(command, "serving on ")
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def deploy(moto_url: str) -> Stack:
+    """A fresh deployment of template.yaml's resources in moto."""
+    return deploy_stack(moto_url, TEMPLATE, name_suffix=uuid.uuid4().hex[:12])
+
+
+def aws_client(service: str, moto_url: str, region: str) -> Any:
+    """A boto3 client of the sandbox, for the benchmark's own reads and writes."""
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id=SANDBOX_ACCESS_KEY_ID,
+        aws_secret_access_key=SANDBOX_SECRET_ACCESS_KEY,
+        region_name=region,
+    )
+    return session.client(service, endpoint_url=moto_url)  # type: ignore[call-overload]
+
+
+def function_env(stack: Stack, moto_url: str, emulator_url: str, **overrides: str) -> dict[str, str]:
+    """The environment of the function for this stack and emulator, as Lambda would set it."""
+    return environment(stack, moto_url, ASPOSE_BASE_URL=emulator_url, **(QUIET | overrides))
+
+
+class EmulatorClient:
+    """Submits tasks and queues faults for them, as a test would."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._api = AsposeApi(url, lambda: CLIENT)
+        self._http = urllib3.PoolManager(maxsize=4)
+        self._body = submission_body("RecognizeLabel", LABEL.read_bytes())
+
+    def submit(self, fault: Mapping[str, Any] | None = None) -> str:
+        """A new RecognizeLabel task, with a fault for its next checks when given; its id."""
+        task_id = self._api.submit("RecognizeLabel", self._body)
+        if fault is not None:
+            response = self._http.request(
+                "POST",
+                f"{self._url}/emulator/tasks/{task_id}/faults",
+                body=json.dumps(fault).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            if response.status != 201:
+                raise ServiceError(f"fault {fault} refused: HTTP {response.status} {response.data[:200]!r}")
+        return task_id
+
+
+def run_child(module: str, arguments: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Run `python -m module` with the JSON arguments in a fresh interpreter; the JSON it wrote back.
+
+    The child's stdout (the handler's logs, when they are on) goes to a file whose size it may read.
+    """
+    with tempfile.TemporaryDirectory(prefix="ocr-bench-") as scratch:
+        result_path = Path(scratch) / "result.json"
+        with open(Path(scratch) / "stdout.log", "wb") as stdout:
+            completed = subprocess.run(
+                [sys.executable, "-m", module, json.dumps(dict(arguments)), str(result_path)],
+                env={**os.environ, **env},
+                cwd=ROOT,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                text=True,
+                check=False,
+            )
+        if completed.returncode != 0 or not result_path.exists():
+            raise ServiceError(f"{module} failed (exit {completed.returncode}):\n{completed.stderr[-3000:]}")
+        result: dict[str, Any] = json.loads(result_path.read_text())
+        return result
+
+
+def child_main(measure: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Entry point of a measuring child: measure(arguments) -> JSON-able dict, written to argv[2]."""
+    arguments = json.loads(sys.argv[1])
+    Path(sys.argv[2]).write_text(json.dumps(measure(arguments)))
+
+
+def _serve_moto() -> None:
+    """Serve moto on a free loopback port until terminated; the first line printed is the URL."""
+    import signal
+    import threading
+
+    from ocr_poller.sandbox import start_moto_server
+
+    server = start_moto_server()
+    print(f"moto serving on {server.url}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["moto"]:
+    _serve_moto()
