@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ocr_poller.concurrent_batch import ConcurrentBatchProcessor
 from ocr_poller.config import Settings
 from ocr_poller.poll import Action, Collaborators, Outcome, process_body, process_detail
+from ocr_poller.wiring import build_collaborators
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ocr-poller")
 logger = Logger(service=SERVICE)
@@ -32,12 +33,14 @@ class UnknownEventError(ValueError):
 
 
 def wired() -> tuple[Settings, Collaborators]:
-    """Settings and adapters for the current environment, built once and reused while warm."""
+    """Settings and adapters for the current environment, built on first use and reused while warm.
+
+    Keyed on the environment: in Lambda it never changes, while tests and the local run point one
+    process at several stacks in turn.
+    """
     settings = Settings.from_env()
     key = (settings, os.environ.get("AWS_ENDPOINT_URL"))
     if key not in _cache:
-        from ocr_poller.wiring import build_collaborators
-
         _cache.clear()
         _cache[key] = build_collaborators(settings)
     return settings, _cache[key]
