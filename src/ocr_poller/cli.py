@@ -19,6 +19,10 @@ SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
+PROGRESS_SECONDS = 10  # a waiting local run says so at least this often
+_RUNNING = ("Pending", "Processing")
+
+
 class CliError(Exception):
     """A problem the user can fix; printed without a traceback."""
 
@@ -152,7 +156,7 @@ def _local(args: argparse.Namespace) -> int:
         if emulator is not None:
             emulator.stop()
         moto.stop()
-    finished = all(record.get("status") not in (None, "Pending", "Processing") for record in records.values())
+    finished = len(records) == len(tracked) and all(r["status"] not in _RUNNING for r in records.values())
     return 0 if finished else 1
 
 
@@ -170,9 +174,8 @@ def _enqueue(sqs: Any, queue_url: str, task_id: str, endpoint: str) -> None:
 
 
 def _watch(feeder: Any, tracked: list[_Tracked], timeout: float) -> dict[str, dict[str, Any]]:
-    """Feed the queue to the handler until every task ended; print each status change."""
-    started = time.monotonic()
-    seen: dict[str, tuple[str, int]] = {}
+    """Feed the queue to the handler until every task ended; print each status change, and progress."""
+    started = last_line = time.monotonic()
     records: dict[str, dict[str, Any]] = {}
     while time.monotonic() - started < timeout:
         feeder.feed_once(wait_seconds=1)
@@ -180,22 +183,26 @@ def _watch(feeder: Any, tracked: list[_Tracked], timeout: float) -> dict[str, di
             record = _read_record(task.task_id)
             if record is None:
                 continue
+            changed = records.get(task.task_id, {}).get("status") != record["status"]
             records[task.task_id] = record
-            state = (record["status"], int(record["attempts"]))
-            if seen.get(task.task_id, ("", 0))[0] != state[0]:
-                print(
-                    f"[{time.monotonic() - started:6.1f}s] {task.name:26} {state[0]:10} "
-                    f"after {state[1]} check(s)"
-                )
-            seen[task.task_id] = state
-        if len(records) == len(tracked) and all(
-            r["status"] not in ("Pending", "Processing") for r in records.values()
-        ):
-            if feeder.queue_is_empty():
-                break
+            if changed:
+                last_line = _progress(started, task.name, record)
+        running = [task for task in tracked if records.get(task.task_id, {}).get("status") in _RUNNING]
+        if time.monotonic() - last_line >= PROGRESS_SECONDS:
+            for task in running:
+                last_line = _progress(started, task.name, records[task.task_id], "still")
+        if len(records) == len(tracked) and not running and feeder.queue_is_empty():
+            break
     else:
         print(f"gave up after {timeout:g} s; tasks still running are left on the queue")
     return records
+
+
+def _progress(started: float, name: str, record: dict[str, Any], still: str = "") -> float:
+    now = time.monotonic()
+    status = f"{still} {record['status']}".strip()
+    print(f"[{now - started:6.1f}s] {name:26} {status:16} after {int(record['attempts'])} check(s)")
+    return now
 
 
 def _read_record(task_id: str) -> dict[str, Any] | None:
