@@ -21,6 +21,7 @@ from ocr_poller.poll import ResultSink
 READ_CHUNK_BYTES = 64 * 1024
 TOKEN_REFRESH_MARGIN_SECONDS = 60
 SUBMIT_READ_TIMEOUT_SECONDS = 120.0  # a submission uploads the whole file
+MAX_RETRY_AFTER_SECONDS = 86_400.0  # Aspose keeps results a day; longer waits are meaningless
 
 
 class SubmitError(RuntimeError):
@@ -226,9 +227,9 @@ def _retry_after(header: str | None, now: float) -> float | None:
         return None
     header = header.strip()
     if header.isdigit():
-        return float(header)
+        return min(float(header), MAX_RETRY_AFTER_SECONDS)
     try:
         when = parsedate_to_datetime(header)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - now)
+    return min(max(0.0, when.timestamp() - now), MAX_RETRY_AFTER_SECONDS)

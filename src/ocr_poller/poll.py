@@ -124,16 +124,22 @@ _FINAL = {
 }
 
 
+_DEFAULT_MESSAGES = {
+    Status.ERROR: ("the API reported an error without a message",),
+    Status.NOT_EXIST: ("the API does not know this task: never submitted, or its results expired (24 h)",),
+}
+# Lambda's longest timeout: a check committed longer ago than this has no invocation left finishing it.
+SETTLE_SECONDS = 900.0
+
+
 def decide(check: CheckResult, *, elapsed: float, deadline: float) -> Decision:
     """Map one answer (or failure) to the contract's action; the deadline ends a chain still running."""
     if check.undecodable is not None:
         return Decision(Status.ERROR, requeue=False, error_messages=(check.undecodable,))
     status = _FINAL.get(check.task_status or "")
-    if status is Status.ERROR:
-        messages = check.error_messages or ("the API reported an error without a message",)
-        return Decision(status, requeue=False, error_messages=messages)
     if status is not None:
-        return Decision(status, requeue=False, error_messages=check.error_messages)
+        messages = check.error_messages or _DEFAULT_MESSAGES.get(status, ())
+        return Decision(status, requeue=False, error_messages=messages)
     running = _RUNNING.get(check.task_status or "")
     if elapsed >= deadline:
         last_seen = check.failure or f"the task was still {running}"
@@ -169,10 +175,7 @@ def check_once(request: PollRequest, delivery_id: str, deps: Collaborators) -> O
 
     checked_at = deps.clock()
     # The record's first check, not the message's claim, bounds the chain: a message cannot move the deadline.
-    if previous is not None:
-        first_check_at = previous.first_check_at
-    else:
-        first_check_at = min(request.first_check_at or checked_at, checked_at)
+    first_check_at = checked_at if previous is None else previous.first_check_at
     check = _check(request, deps)
     decision = decide(check, elapsed=checked_at - first_check_at, deadline=deps.deadline_seconds)
     record = _record(request, previous, check, decision, delivery_id, first_check_at, checked_at)
@@ -266,12 +269,19 @@ def _record(
 
 
 def _after_commit(request: PollRequest, record: TaskRecord, delivery_id: str, deps: Collaborators) -> Outcome:
-    """A check this request asks for was already made: finish its effects only if it was ours."""
-    if record.committed_by != delivery_id or record.attempts != request.attempt + 1:
+    """A check this request asks for was already made: finish its effects if they are still missing.
+
+    They are missing when the record is not marked `announced`; this request may finish them when it is
+    the very message that made the check (SQS redelivers with the same id), or when that check is too
+    old for any invocation to still be at work on it (a message redriven from the DLQ gets a new id).
+    """
+    if record.attempts != request.attempt + 1:
         reason = f"the task is at check {record.attempts} ({record.status}); this request was for check "
         return Outcome(Action.DUPLICATE, request.task_id, record, reason=f"{reason}{request.attempt + 1}")
     if record.announced:
-        return Outcome(Action.DUPLICATE, request.task_id, record, reason="this message was already handled")
+        return Outcome(Action.DUPLICATE, request.task_id, record, reason="this check's effects were sent")
+    if record.committed_by != delivery_id and deps.clock() - record.last_check_at < SETTLE_SECONDS:
+        return Outcome(Action.DUPLICATE, request.task_id, record, reason="another delivery is finishing it")
     return _carry_out(request, record, deps, resumed=True)
 
 

@@ -69,6 +69,11 @@ def parse_document(document: object, *, default_endpoint: str) -> PollRequest:
     """Validate a decoded request (an SQS body or an EventBridge detail)."""
     if not isinstance(document, dict):
         raise InvalidRequest(f"request must be a JSON object, not {type(document).__name__}")
+    payload = document.get("requestPayload")
+    if "taskId" not in document and isinstance(payload, dict) and "detail" in payload:
+        # An EventBridge invocation that failed reaches the DLQ wrapped by Lambda's on-failure
+        # destination; redriven to the poll queue, its request is the original event's detail.
+        return parse_document(payload["detail"], default_endpoint=default_endpoint)
     task_id = document.get("taskId")
     if task_id is None:
         raise InvalidRequest("taskId is missing")

@@ -7,13 +7,36 @@ from dataclasses import replace
 import pytest
 
 from ocr_poller.answer_stream import AnswerFormatError, ResultDecodeError
-from ocr_poller.model import Status, TransientApiError
-from ocr_poller.poll import Action, CheckResult, check_once, decide, process_body, process_detail
+from ocr_poller.model import Status, TaskRecord, TransientApiError
+from ocr_poller.poll import (
+    SETTLE_SECONDS,
+    Action,
+    CheckResult,
+    check_once,
+    decide,
+    process_body,
+    process_detail,
+)
 from ocr_poller.request import PollRequest
 from tests.unit.fakes import Crash, CrashOnce, FakeApi, Reply, World
 
 TASK = "c4b60313-4f78-45f8-b708-069eb98dc22e"
 REQUEST = PollRequest(TASK, "RecognizeLabel")
+
+
+def seed(world: World, request: PollRequest) -> None:
+    """The record a chain at `request` has: its checks so far, from its first check."""
+    assert request.first_check_at is not None
+    world.records.items[request.task_id] = TaskRecord(
+        request.task_id,
+        request.endpoint,
+        Status.PROCESSING,
+        request.attempt,
+        request.first_check_at,
+        world.clock.now - 1,
+        committed_by="earlier",
+        announced=True,
+    )
 
 
 @pytest.mark.parametrize(
@@ -61,6 +84,7 @@ def test_delay_grows_with_the_time_since_the_first_check() -> None:
     # Given a task first checked an hour ago
     world = World(FakeApi([Reply("Processing")]))
     request = PollRequest(TASK, "RecognizePdf", attempt=30, first_check_at=world.clock.now - 3600)
+    seed(world, request)
     # When
     check_once(request, "m1", world.deps)
     # Then the gap is a quarter of the elapsed time
@@ -96,7 +120,11 @@ def test_completed_task_stores_every_result_and_announces_once() -> None:
             Status.ERROR,
             ("Image is corrupted",),
         ),
-        (Reply("NotExist", code="TaskNotFound"), Status.NOT_EXIST, ()),
+        (
+            Reply("NotExist", code="TaskNotFound"),
+            Status.NOT_EXIST,
+            ("the API does not know this task: never submitted, or its results expired (24 h)",),
+        ),
     ],
 )
 def test_failed_task_is_recorded_and_announced(
@@ -165,6 +193,7 @@ def test_deadline_ends_a_running_task_as_expired() -> None:
     # Given a task first checked longer ago than the deadline
     world = World(FakeApi([Reply("Processing")]), deadline_seconds=600)
     request = PollRequest(TASK, "RecognizeLabel", attempt=12, first_check_at=world.clock.now - 601)
+    seed(world, request)
     # When
     outcome = check_once(request, "m1", world.deps)
     # Then
@@ -178,6 +207,7 @@ def test_last_check_is_scheduled_on_the_deadline() -> None:
     # Given 5 seconds left before the deadline
     world = World(FakeApi([Reply("Processing")]), deadline_seconds=600)
     request = PollRequest(TASK, "RecognizeLabel", attempt=12, first_check_at=world.clock.now - 595)
+    seed(world, request)
     # When
     check_once(request, "m1", world.deps)
     # Then
@@ -332,3 +362,19 @@ def test_the_api_cannot_flood_the_record_with_messages() -> None:
     # Then
     messages = world.records.items[TASK].error_messages
     assert len(messages) == 21 and messages[-1] == "... and 80 more" and len(messages[0]) == 2000
+
+
+def test_a_message_redriven_from_the_dlq_finishes_a_check_left_half_done() -> None:
+    # Given check 1 written, but its successor never sent (the send kept failing until the DLQ)
+    world = World(FakeApi([Reply("Processing")]))
+    crashing = replace(world.deps, queue=CrashOnce(world.queue, "send"))
+    with pytest.raises(Crash):
+        check_once(REQUEST, "m1", crashing)
+    # When the message comes back from the DLQ with a new id, soon and then after the settle time
+    soon = check_once(REQUEST, "m1-redriven", world.deps)
+    world.clock.now += SETTLE_SECONDS
+    later = check_once(REQUEST, "m1-redriven", world.deps)
+    # Then only once no invocation can still be finishing it, and without a second check
+    assert (soon.action, later.action) == (Action.DUPLICATE, Action.RESUMED)
+    assert [request.attempt for request, _ in world.queue.sent] == [1]
+    assert len(world.api.calls) == 1

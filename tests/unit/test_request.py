@@ -76,3 +76,20 @@ def test_any_json_value_parses_or_is_refused(document: object) -> None:
         parse_document(document, default_endpoint="RecognizeLabel")
     except InvalidRequest:
         pass
+
+
+def test_a_failed_eventbridge_invocation_redriven_from_the_dlq_is_understood() -> None:
+    # Given the record Lambda's on-failure destination writes for a failed EventBridge invocation
+    wrapped = {
+        "version": "1.0",
+        "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": {
+            "detail-type": "OCR Task Submitted",
+            "detail": {"taskId": "abc", "endpoint": "RecognizePdf"},
+        },
+        "responsePayload": {"errorMessage": "token request rejected: HTTP 400"},
+    }
+    # When
+    request = parse_body(json.dumps(wrapped), default_endpoint="RecognizeLabel")
+    # Then
+    assert request == PollRequest("abc", "RecognizePdf")
