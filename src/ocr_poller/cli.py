@@ -100,11 +100,14 @@ def _local(args: argparse.Namespace) -> int:
     from ocr_poller.aspose import AsposeApi, Credentials, submission_body
     from ocr_poller.localrun import LocalContext, QueueFeeder, eventbridge_event
 
+    if not args.template.is_file():
+        raise CliError(f"{args.template}: no such template (run from the repository, or pass --template)")
+    if args.task_id:
+        client_id, client_secret = _env_credentials()
     moto = sandbox.start_moto_server()
     stack = sandbox.deploy_stack(moto.url, args.template, name_suffix="local")
     emulator = None
     if args.task_id:
-        client_id, client_secret = _env_credentials()
         base_url = os.environ.get("ASPOSE_BASE_URL", DEFAULT_ASPOSE_BASE_URL)
     else:
         from ocr_poller.emulator import Emulator

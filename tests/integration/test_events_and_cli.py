@@ -122,6 +122,8 @@ def test_submit_sends_the_file_and_enqueues_its_poll_request(
             "cannot reach the API",
         ),
         (["status", "nope"], {}, "no record for task nope"),
+        (["local", "--task-id", "abc"], {}, "needs ASPOSE_CLIENT_ID and ASPOSE_CLIENT_SECRET"),
+        (["local", "--template", "nope.yaml"], {}, "nope.yaml: no such template"),
     ],
 )
 def test_cli_errors_are_clear(
