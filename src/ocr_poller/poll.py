@@ -3,7 +3,8 @@
 Pure domain code: every outside system is a collaborator passed in, so tests use plain fakes.
 Exactly-once effects on an at-least-once queue rest on one rule: a check only takes effect through
 a conditional write of the task record on its attempt number, and only the delivery that won that
-write re-queues the successor or announces the end.
+write re-queues the successor or announces the end (or, after a crash, a redelivery of it), then
+marks the record so that no later delivery does it again.
 """
 
 from __future__ import annotations
@@ -249,7 +250,7 @@ def _record(
     checked_at: float,
 ) -> TaskRecord:
     status = decision.status or (previous.status if previous else Status.PENDING)
-    failures = (previous.transient_failures if previous else 0) + 1 if check.failure else 0
+    failures = ((previous.transient_failures if previous else 0) + 1) if check.failure else 0
     return TaskRecord(
         task_id=request.task_id,
         endpoint=request.endpoint,
