@@ -10,10 +10,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocr_poller.config import DEFAULT_ASPOSE_BASE_URL
 from ocr_poller.request import ENDPOINTS
+
+if TYPE_CHECKING:
+    from ocr_poller.records import DynamoRecords
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
@@ -153,7 +156,7 @@ def _local(args: argparse.Namespace) -> int:
                 eventbridge_event({"taskId": pdf, "endpoint": "RecognizePdf"}), LocalContext()
             )
         feeder = QueueFeeder(sqs, stack.queue_url, handler.lambda_handler, region=stack.region)
-        records = _watch(feeder, tracked, args.timeout)
+        records = _watch(feeder, _records(), tracked, args.timeout)
         _report(records, tracked, stack, moto.url)
     finally:
         if emulator is not None:
@@ -176,14 +179,16 @@ def _enqueue(sqs: Any, queue_url: str, task_id: str, endpoint: str) -> None:
     sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"taskId": task_id, "endpoint": endpoint}))
 
 
-def _watch(feeder: Any, tracked: list[_Tracked], timeout: float) -> dict[str, dict[str, Any]]:
+def _watch(
+    feeder: Any, table: DynamoRecords, tracked: list[_Tracked], timeout: float
+) -> dict[str, dict[str, Any]]:
     """Feed the queue to the handler until every task ended; print each status change, and progress."""
     started = last_line = time.monotonic()
     records: dict[str, dict[str, Any]] = {}
     while time.monotonic() - started < timeout:
         feeder.feed_once(wait_seconds=1)
         for task in tracked:
-            record = _read_record(task.task_id)
+            record = table.item(task.task_id)
             if record is None:
                 continue
             changed = records.get(task.task_id, {}).get("status") != record["status"]
@@ -208,10 +213,11 @@ def _progress(started: float, name: str, record: dict[str, Any], still: str = ""
     return now
 
 
-def _read_record(task_id: str) -> dict[str, Any] | None:
+def _records() -> DynamoRecords:
+    """The task records of RESULTS_TABLE, one client for all reads."""
     from ocr_poller.records import DynamoRecords
 
-    return DynamoRecords(os.environ["RESULTS_TABLE"]).item(task_id)
+    return DynamoRecords(os.environ["RESULTS_TABLE"])
 
 
 def _report(
@@ -281,7 +287,7 @@ def _status(args: argparse.Namespace) -> int:
     """Print the task's record (RESULTS_TABLE) and optionally download its results."""
     if not os.environ.get("RESULTS_TABLE"):
         raise CliError("set RESULTS_TABLE (and the usual AWS variables) to read task records")
-    record = _read_record(args.task_id)
+    record = _records().item(args.task_id)
     if record is None:
         raise CliError(f"no record for task {args.task_id}")
     print(json.dumps(record, indent=2, default=str))

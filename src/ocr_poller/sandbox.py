@@ -15,6 +15,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import SafeConstructor
 from ruamel.yaml.nodes import Node, ScalarNode, SequenceNode
 
+from ocr_poller.events import SOURCE as COMPLETION_EVENT_SOURCE
+
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
     from mypy_boto3_s3.literals import BucketLocationConstraintType
@@ -25,7 +27,6 @@ SANDBOX_ACCESS_KEY_ID = "testing"
 SANDBOX_SECRET_ACCESS_KEY = "testing"
 SANDBOX_CLIENT_ID = "sandbox-client"
 SANDBOX_CLIENT_SECRET = "sandbox-secret"
-COMPLETION_EVENT_SOURCE = "ocr.poller"  # CONTRACT.md section 7
 
 _API_RULE_KEYS = {"ServerSideEncryptionByDefault": "ApplyServerSideEncryptionByDefault"}
 _NAME_SUFFIX = re.compile(r"[a-z0-9-]{1,24}")

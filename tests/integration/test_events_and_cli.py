@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -19,25 +18,17 @@ from ocr_poller.cli import main
 from ocr_poller.emulator import Emulator
 from ocr_poller.localrun import LocalContext, eventbridge_event
 from ocr_poller.sandbox import Stack
-from tests.integration.flow import SAMPLES, run_until_done, sqs_batch_event, submit
+from tests.integration.flow import (
+    SAMPLES,
+    completion_events,
+    read_record,
+    run_until_done,
+    sqs_batch_event,
+    submit,
+)
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
-
-
-def completion_events(stack: Stack, moto_url: str) -> list[dict[str, Any]]:
-    """Every event the stack's capture rule forwarded so far."""
-    sqs = boto3.client("sqs", endpoint_url=moto_url, region_name=stack.region)
-    events: list[dict[str, Any]] = []
-    while True:
-        messages = sqs.receive_message(QueueUrl=stack.events_queue_url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        )
-        if not messages:
-            return events
-        for message in messages:
-            events.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=stack.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def test_one_event_per_finished_task_with_its_results(
@@ -76,11 +67,8 @@ def test_duplicate_final_messages_announce_once(
     run = {"taskId": task_id, "endpoint": "RecognizeLabel"}
     handler.lambda_handler(sqs_batch_event(stack, [run]), LocalContext())
     run_until_done(stack, moto_url, [task_id])
-    record = (
-        boto3.resource("dynamodb", endpoint_url=moto_url, region_name=stack.region)
-        .Table(stack.table_name)
-        .get_item(Key={"taskId": task_id})["Item"]
-    )
+    record = read_record(stack, moto_url, task_id)
+    assert record is not None
     last = {**run, "attempt": int(record["attempts"]) - 1, "firstCheckAt": float(record["firstCheckEpoch"])}
     # When
     response = handler.lambda_handler(sqs_batch_event(stack, [last, last, last]), LocalContext())

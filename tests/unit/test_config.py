@@ -74,10 +74,3 @@ def test_default_endpoint_is_matched_case_insensitively() -> None:
 def test_repr_hides_the_client_secret() -> None:
     settings = Settings.from_env({**BASE, "ASPOSE_CLIENT_ID": "me", "ASPOSE_CLIENT_SECRET": "s3cr3t"})
     assert "s3cr3t" not in repr(settings)
-
-
-def test_emulator_serves_exactly_the_contract_endpoints() -> None:
-    from ocr_poller.emulator import ENDPOINTS as EMULATED
-    from ocr_poller.request import ENDPOINTS
-
-    assert set(EMULATED) == set(ENDPOINTS)

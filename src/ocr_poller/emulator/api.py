@@ -19,6 +19,7 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ocr_poller import request
 from ocr_poller.emulator.content import ENDPOINTS, InvalidSubmission, Result, large_result, results_for
 from ocr_poller.emulator.faults import Fault, FaultKind, FaultQueue, fault_from_json, parse_fault_header
 
@@ -30,7 +31,6 @@ _JSON = "application/json; charset=utf-8"
 _TEXT = "text/plain; charset=utf-8"
 _CHECK_PATH = re.compile(r"/v5\.0/ocr/(?P<endpoint>[A-Za-z0-9]+)")
 _TASK_PATH = re.compile(r"/emulator/tasks/(?P<task>[^/]+)(?P<faults>/faults)?")
-_ENDPOINTS_BY_LOWER = {name.lower(): name for name in ENDPOINTS}
 _DATA_MARK = "@@streamed-data@@"
 
 
@@ -247,8 +247,8 @@ class EmulatedApi:
 def canonical_endpoint(name: str) -> str:
     """The endpoint's spelling in the API (routes are case-insensitive)."""
     try:
-        return _ENDPOINTS_BY_LOWER[name.lower()]
-    except KeyError:
+        return request.canonical_endpoint(name)
+    except request.InvalidRequest:
         raise UnknownEndpoint(name) from None
 
 

@@ -8,7 +8,9 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, TypeVar, cast
+
+N = TypeVar("N", int, float)
 
 MIB = 1024 * 1024
 FOREVER = -1
@@ -155,23 +157,23 @@ class FaultQueue:
 def _integer(name: str, value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    raise FaultError(f"{name} must be an integer")
+    return _from_text(name, value, int, "an integer")
 
 
 def _number(name: str, value: object) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    return _from_text(name, value, float, "a number")
+
+
+def _from_text(name: str, value: object, parse: Callable[[str], N], kind: str) -> N:
+    """A parameter given as text (a header's `name=value`), read with `parse`."""
     if isinstance(value, str):
         try:
-            return float(value)
+            return parse(value)
         except ValueError:
             pass
-    raise FaultError(f"{name} must be a number")
+    raise FaultError(f"{name} must be {kind}")
 
 
 def _boolean(name: str, value: object) -> bool:
