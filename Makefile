@@ -18,8 +18,8 @@ local: $(BIN)/.installed
 	$(BIN)/ocr-poller local $(ARGS)
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tools tests benchmarks
+	$(BIN)/ruff format --check src tools tests benchmarks
 	$(BIN)/mypy
 
 ## Everything: lint, types, unit + integration tests (moto server, emulator, SDK), cfn-lint, sam validate.

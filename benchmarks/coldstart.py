@@ -28,7 +28,7 @@ BASELINE = (
 )
 HANDLER = "import ocr_poller.handler"
 # The first invocation's own work: the handler builds its clients; the baseline builds the same ones.
-HANDLER_WIRED = HANDLER + "\nocr_poller.handler.wired()"
+HANDLER_WIRED = HANDLER + "\nocr_poller.handler.real_wiring()"
 BASELINE_CLIENTS = (
     BASELINE + "\nsession = boto3.session.Session()\n"
     "clients = [session.client(name) for name in ('s3', 'dynamodb', 'sqs', 'events')]"

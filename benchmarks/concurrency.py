@@ -123,8 +123,9 @@ def _process_cpu_seconds(pid: int) -> float:
 
 def _measure(arguments: dict[str, Any]) -> dict[str, Any]:
     """In the child: one warm-up round, then time each batch."""
+    from ocr_poller_tools.localrun import LocalContext, sqs_event
+
     from ocr_poller import handler
-    from ocr_poller.localrun import LocalContext, sqs_event
 
     def servers_cpu() -> float:
         return sum(_process_cpu_seconds(pid) for pid in arguments["servers"])

@@ -12,9 +12,10 @@ import statistics
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ocr_poller_tools.sandbox import load_template
+
 from benchmarks.report import Figure, Table
 from benchmarks.services import TEMPLATE
-from ocr_poller.sandbox import load_template
 
 PRICES_AS_OF = "us-east-1 list prices as of 2025, from AWS's public price pages; free tiers ignored"
 PRICES = {  # dollars per unit

@@ -108,7 +108,7 @@ def _s3_sha256(endpoint_url: str, region: str, bucket: str, key: str) -> str:
 
 
 def _expected_sha256(size: int) -> str:
-    from ocr_poller.emulator import large_result
+    from ocr_poller_tools.emulator import large_result
 
     digest = hashlib.sha256()
     for chunk in large_result(size):
@@ -130,8 +130,8 @@ def _measure(arguments: dict[str, Any]) -> dict[str, Any]:
 
     import boto3
 
-    from ocr_poller.aspose import AsposeApi
-    from ocr_poller.store import S3ResultStore
+    from ocr_poller.adapters.aspose import AsposeApi
+    from ocr_poller.adapters.s3 import S3ResultStore
 
     s3 = boto3.client("s3")
     calls: Counter[str] = Counter()

@@ -197,8 +197,9 @@ def _measure(arguments: dict[str, Any]) -> dict[str, Any]:
 
     requests = Requests()
     requests.install()
+    from ocr_poller_tools.localrun import LocalContext, sqs_event
+
     from ocr_poller import handler
-    from ocr_poller.localrun import LocalContext, sqs_event
 
     sqs = boto3.client("sqs")
     dynamodb = boto3.client("dynamodb")
@@ -283,8 +284,8 @@ def _seed(
     goes on the queue (waiting out SQS's longest delay) when `enqueue`; the bodies."""
     from boto3.dynamodb.types import TypeSerializer
 
+    from ocr_poller.adapters.dynamodb import to_item
     from ocr_poller.model import Status, TaskRecord
-    from ocr_poller.records import to_item
     from ocr_poller.request import PollRequest
 
     serializer = TypeSerializer()

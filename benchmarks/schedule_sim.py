@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ocr_poller.answer_stream import Answer
+from ocr_poller.adapters._answer_stream import Answer
 from ocr_poller.model import StoredResult, TaskRecord
 from ocr_poller.poll import Action, Collaborators, ResultSink, process_body
 from ocr_poller.request import PollRequest

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
-
-from ocr_poller.aspose import AsposeApi, Credentials, submission_body
-from ocr_poller.sandbox import (
+from ocr_poller_tools.sandbox import (
     SANDBOX_ACCESS_KEY_ID,
     SANDBOX_SECRET_ACCESS_KEY,
     Stack,
     deploy_stack,
     environment,
 )
+
+from ocr_poller.adapters.aspose import AsposeApi, Credentials, submission_body
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -89,7 +89,7 @@ def emulator(processing_seconds: float) -> Iterator[Service]:
     command = [
         sys.executable,
         "-m",
-        "ocr_poller.emulator",
+        "ocr_poller_tools.emulator",
         "--port",
         "0",
         "--processing-seconds",
@@ -182,7 +182,7 @@ def _serve_moto() -> None:
     import signal
     import threading
 
-    from ocr_poller.sandbox import start_moto_server
+    from ocr_poller_tools.sandbox import start_moto_server
 
     server = start_moto_server()
     print(f"moto serving on {server.url}", flush=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
-from ocr_poller.answer_stream import Answer, AnswerFormatError, ResultDecodeError
+from ocr_poller.adapters._answer_stream import Answer, AnswerFormatError, ResultDecodeError
 from ocr_poller.model import Status, StoredResult, TaskRecord, TransientApiError
 from ocr_poller.request import InvalidRequest, PollRequest, parse_body, parse_document
 from ocr_poller.schedule import Backoff

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
 
 import boto3
 import urllib3
 from aws_lambda_powertools.utilities import parameters
 from botocore.config import Config
 
-from ocr_poller.aspose import AsposeApi, Credentials
+from ocr_poller.adapters.aspose import AsposeApi, Credentials
+from ocr_poller.adapters.dynamodb import DynamoRecords
+from ocr_poller.adapters.eventbridge import EventBridgeAnnouncer
+from ocr_poller.adapters.s3 import S3ResultStore
+from ocr_poller.adapters.sqs import SqsPollQueue
 from ocr_poller.config import ConfigError, Settings
-from ocr_poller.events import EventBridgeAnnouncer
 from ocr_poller.poll import Collaborators
-from ocr_poller.poll_queue import SqsPollQueue
-from ocr_poller.records import DynamoRecords
 from ocr_poller.schedule import Backoff
-from ocr_poller.store import S3ResultStore
 
 SECRET_MAX_AGE_SECONDS = 300
 
@@ -40,6 +42,25 @@ def credentials_provider(
         credentials = Credentials(client_id, client_secret)
         return lambda: credentials
     raise ConfigError("set ASPOSE_CREDENTIALS_SECRET, or ASPOSE_CLIENT_ID and ASPOSE_CLIENT_SECRET")
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What the handler needs: the collaborators of a check and how many checks run at once."""
+
+    collaborators: Collaborators
+    max_concurrent_checks: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Wiring:
+        """The real adapters for these settings."""
+        return cls(build_collaborators(settings), settings.max_concurrent_checks)
+
+
+@cache
+def real_wiring() -> Wiring:
+    """The function's wiring from its environment, built on first use and kept while the container is warm."""
+    return Wiring.from_settings(Settings.from_env())
 
 
 def build_collaborators(settings: Settings) -> Collaborators:

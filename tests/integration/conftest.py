@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 from aws_lambda_powertools.utilities import parameters
-
-from ocr_poller.emulator import Emulator
-from ocr_poller.sandbox import MotoServer, Stack, deploy_stack, environment, start_moto_server
+from ocr_poller_tools.emulator import Emulator
+from ocr_poller_tools.sandbox import MotoServer, Stack, deploy_stack, environment, start_moto_server
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 

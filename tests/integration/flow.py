@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from ocr_poller_tools.emulator import Emulator
+from ocr_poller_tools.localrun import LocalContext, QueueFeeder, sqs_event
+from ocr_poller_tools.sandbox import Stack
 
 from ocr_poller import handler
-from ocr_poller.aspose import AsposeApi, Credentials, submission_body
-from ocr_poller.emulator import Emulator
-from ocr_poller.localrun import LocalContext, QueueFeeder, sqs_event
-from ocr_poller.sandbox import Stack
+from ocr_poller.adapters.aspose import AsposeApi, Credentials, submission_body
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -156,6 +156,6 @@ def result_keys(stack: Stack, endpoint_url: str, task_id: str) -> list[str]:
 
 def rewire(monkeypatch: pytest.MonkeyPatch, **adapters: object) -> None:
     """Have the handler use its real collaborators except these (e.g. wrapped to crash), for this test."""
-    settings, deps = handler.wired()
-    rewired = replace(deps, **adapters)
-    monkeypatch.setattr(handler, "wired", lambda: (settings, rewired))
+    real = handler.real_wiring()
+    rewired = replace(real, collaborators=replace(real.collaborators, **adapters))
+    monkeypatch.setattr(handler, "real_wiring", lambda: rewired)

@@ -33,8 +33,7 @@ from aspose_ocr_cloud.models import (
     OCRSettingsRecognizePdf,
     ResultType,
 )
-
-from ocr_poller.emulator import (
+from ocr_poller_tools.emulator import (
     ENDPOINTS,
     FAULT_HEADER,
     Emulator,
@@ -43,6 +42,7 @@ from ocr_poller.emulator import (
     large_result,
     make_fault,
 )
+
 from ocr_poller.request import ENDPOINTS as POLLER_ENDPOINTS
 
 pytestmark = pytest.mark.integration
@@ -73,7 +73,7 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     log = tmp_path_factory.mktemp("emulator") / "stderr.log"
-    command = [sys.executable, "-m", "ocr_poller.emulator", "--port", "0", "--processing-seconds", "1"]
+    command = [sys.executable, "-m", "ocr_poller_tools.emulator", "--port", "0", "--processing-seconds", "1"]
     command += ["--client-id", CLI_CLIENT_ID, "--client-secret", CLI_CLIENT_SECRET]
     with log.open("wb") as stderr:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)

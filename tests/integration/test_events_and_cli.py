@@ -12,12 +12,12 @@ from pathlib import Path
 import boto3
 import pytest
 import urllib3
+from ocr_poller_tools.cli import main
+from ocr_poller_tools.emulator import Emulator
+from ocr_poller_tools.localrun import LocalContext, eventbridge_event
+from ocr_poller_tools.sandbox import Stack
 
 from ocr_poller import handler
-from ocr_poller.cli import main
-from ocr_poller.emulator import Emulator
-from ocr_poller.localrun import LocalContext, eventbridge_event
-from ocr_poller.sandbox import Stack
 from tests.integration.flow import (
     SAMPLES,
     completion_events,

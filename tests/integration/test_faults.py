@@ -16,12 +16,12 @@ import pytest
 import urllib3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ocr_poller_tools.emulator import Emulator
+from ocr_poller_tools.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Stack
 
 from ocr_poller import handler
-from ocr_poller.aspose import AsposeApi, Credentials, CredentialsRejected, submission_body
-from ocr_poller.emulator import Emulator
+from ocr_poller.adapters.aspose import AsposeApi, Credentials, CredentialsRejected, submission_body
 from ocr_poller.request import InvalidRequest, parse_body
-from ocr_poller.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Stack
 from tests.integration.flow import (
     EVENTS,
     SAMPLES,
@@ -182,7 +182,7 @@ def test_redelivery_after_a_crash_before_the_requeue_sends_the_one_successor(
 ) -> None:
     # Given a running task, and a function that dies after writing the record, before the re-queue
     task_id = submit(slow_emulator, "RecognizeLabel", "label.png")
-    rewire(monkeypatch, queue=CrashOnce(handler.wired()[1].queue, "send"))
+    rewire(monkeypatch, queue=CrashOnce(handler.real_wiring().collaborators.queue, "send"))
     event = sqs_batch_event(stack, [{"taskId": task_id}])
     # When SQS redelivers the failed message
     crashed, redelivered = handle(event), handle(event)
@@ -218,7 +218,7 @@ def test_redelivery_after_a_crash_of_a_final_check_finishes_it_once(
     # Given a completed task, and a function that dies half-way through its check
     task_id = submit(slow_emulator, "RecognizeLabel", "label.png")
     complete_from_now_on(slow_emulator, task_id)
-    rewire(monkeypatch, **{adapter: CrashOnce(getattr(handler.wired()[1], adapter), method)})
+    rewire(monkeypatch, **{adapter: CrashOnce(getattr(handler.real_wiring().collaborators, adapter), method)})
     event = sqs_batch_event(stack, [{"taskId": task_id}])
     # When SQS redelivers the failed message
     crashed, redelivered = handle(event), handle(event)
@@ -279,7 +279,7 @@ def test_throttled_check_is_requeued_no_sooner_than_retry_after(
     # Given a task whose check is answered 429 with Retry-After: 5 seconds
     task_id = submit(slow_emulator, "RecognizeLabel", "label.png")
     slow_emulator.inject(task_id, "throttle", retry_after=5, http_date=http_date)
-    sent = Spy(handler.wired()[1].queue, "send")
+    sent = Spy(handler.real_wiring().collaborators.queue, "send")
     rewire(monkeypatch, queue=sent)
     # When
     response = handle(sqs_batch_event(stack, [{"taskId": task_id}]))
@@ -319,7 +319,7 @@ def test_transient_failure_is_requeued_with_back_off_and_counts_against_the_dead
     monkeypatch.setenv("POLL_INITIAL_DELAY_SECONDS", str(INITIAL_DELAY))
     task_id = submit(slow_emulator, "RecognizeLabel", "label.png")
     slow_emulator.inject(task_id, **fault)
-    sent = Spy(handler.wired()[1].queue, "send")
+    sent = Spy(handler.real_wiring().collaborators.queue, "send")
     api = AsposeApi(slow_emulator.url, lambda: Credentials("id", "secret"), timeout=SHORT_TIMEOUT)
     rewire(monkeypatch, queue=sent, api=api)
     # When
@@ -335,7 +335,7 @@ def test_refused_connection_is_transient_and_requeued_with_back_off(
     # Given an API origin where nothing listens
     monkeypatch.setenv("ASPOSE_BASE_URL", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("POLL_INITIAL_DELAY_SECONDS", str(INITIAL_DELAY))
-    sent = Spy(handler.wired()[1].queue, "send")
+    sent = Spy(handler.real_wiring().collaborators.queue, "send")
     rewire(monkeypatch, queue=sent)
     task_id = str(uuid.uuid4())
     # When

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import urllib3
+from ocr_poller_tools.emulator import Emulator
+from ocr_poller_tools.localrun import LocalContext, eventbridge_event
+from ocr_poller_tools.sandbox import Stack
 
 from ocr_poller import handler
-from ocr_poller.emulator import Emulator
-from ocr_poller.localrun import LocalContext, eventbridge_event
-from ocr_poller.sandbox import Stack
 from tests.integration.flow import EVENTS, run_until_done, s3_body, sqs_batch_event, submit
 
 pytestmark = pytest.mark.integration

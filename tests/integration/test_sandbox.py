@@ -9,8 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
-
-from ocr_poller.sandbox import (
+from ocr_poller_tools.sandbox import (
     COMPLETION_EVENT_SOURCE,
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,

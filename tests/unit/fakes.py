@@ -7,12 +7,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
-from ocr_poller.answer_stream import Answer
+from ocr_poller.adapters._answer_stream import Answer
+from ocr_poller.adapters.s3 import result_format, result_key
 from ocr_poller.model import StoredResult, TaskRecord
 from ocr_poller.poll import Collaborators, ResultSink
 from ocr_poller.request import PollRequest
 from ocr_poller.schedule import Backoff
-from ocr_poller.store import result_format, result_key
 
 
 @dataclass

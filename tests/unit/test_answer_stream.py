@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocr_poller.answer_stream import Answer, AnswerFormatError, ResultDecodeError, read_answer
+from ocr_poller.adapters._answer_stream import Answer, AnswerFormatError, ResultDecodeError, read_answer
 
 Collected = tuple[int, str, bytes]
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF"

@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from ocr_poller.aspose import MAX_RETRY_AFTER_SECONDS, Credentials, _retry_after
+from ocr_poller.adapters.aspose import MAX_RETRY_AFTER_SECONDS, Credentials, _retry_after
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocr_poller.aspose import Credentials
+from ocr_poller.adapters.aspose import Credentials
 from ocr_poller.poll import Action, Outcome, process_body, process_detail
 from ocr_poller.request import ENDPOINTS, MAX_BODY_BYTES
 from tests.unit.fakes import Crash, CrashOnce, FakeApi, Reply, World

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ocr_poller_tools.localrun import LocalContext
 
 from ocr_poller import handler
 from ocr_poller.config import Settings
-from ocr_poller.localrun import LocalContext
+from ocr_poller.wiring import Wiring
 from tests.unit.fakes import CrashOnce, FakeApi, Reply, World
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -22,7 +23,7 @@ SETTINGS = Settings(results_table="t", results_bucket="b", poll_queue_url="https
 def world(monkeypatch: pytest.MonkeyPatch) -> World:
     """The handler wired to fakes instead of AWS and Aspose."""
     world = World(FakeApi([Reply("Pending")]))
-    monkeypatch.setattr(handler, "wired", lambda: (SETTINGS, world.deps))
+    monkeypatch.setattr(handler, "real_wiring", lambda: Wiring(world.deps, SETTINGS.max_concurrent_checks))
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     return world
 
@@ -46,7 +47,7 @@ def test_sqs_batch_checks_every_record(world: World) -> None:
 def test_a_record_that_fails_is_reported_alone(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a batch where writing the first record's check fails (DynamoDB down, say)
     crashing = replace(world.deps, records=CrashOnce(world.records, "commit"))
-    monkeypatch.setattr(handler, "wired", lambda: (SETTINGS, crashing))
+    monkeypatch.setattr(handler, "real_wiring", lambda: Wiring(crashing, SETTINGS.max_concurrent_checks))
     event = sample("sqs_batch.json")
     event["Records"] = event["Records"][:1] + [
         {**event["Records"][1], "body": json.dumps({"taskId": "other-task", "endpoint": "RecognizePdf"})}

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from ocr_poller.answer_stream import AnswerFormatError, ResultDecodeError
+from ocr_poller.adapters._answer_stream import AnswerFormatError, ResultDecodeError
 from ocr_poller.model import Status, TaskRecord, TransientApiError
 from ocr_poller.poll import (
     SETTLE_SECONDS,

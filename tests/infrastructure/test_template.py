@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ocr_poller_tools.sandbox import load_template
 
 from ocr_poller.request import ENDPOINTS
-from ocr_poller.sandbox import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import urllib3
 
-from ocr_poller.answer_stream import Answer, read_answer
+from ocr_poller.adapters._answer_stream import Answer, read_answer
 from ocr_poller.model import StoredResult, TransientApiError
 from ocr_poller.poll import ResultSink
 

@@ -10,8 +10,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ocr_poller.emulator.api import EmulatedApi, Reply
-from ocr_poller.emulator.faults import Fault, FaultKind, make_fault
+from ocr_poller_tools.emulator.api import EmulatedApi, Reply
+from ocr_poller_tools.emulator.faults import Fault, FaultKind, make_fault
 
 MAX_BODY_BYTES = 256 * 1024 * 1024
 SHUTDOWN_POLL_SECONDS = 0.05  # how soon `stop()` returns; serve_forever's default (0.5 s) slows every test

@@ -16,9 +16,9 @@ from ocr_poller.config import DEFAULT_ASPOSE_BASE_URL
 from ocr_poller.request import ENDPOINTS
 
 if TYPE_CHECKING:
-    from ocr_poller.records import DynamoRecords
+    from ocr_poller.adapters.dynamodb import DynamoRecords
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SAMPLES = Path(__file__).resolve().parent / "samples"
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _emulator(args: argparse.Namespace) -> int:
-    from ocr_poller.emulator import main_emulator
+    from ocr_poller_tools.emulator import main_emulator
 
     main_emulator(args.port, args.processing_seconds, args.client_id, args.client_secret)
     return 0
@@ -99,9 +99,9 @@ def _local(args: argparse.Namespace) -> int:
     """Everything on loopback: moto's server with the template's resources, the emulator, the handler."""
     import boto3
 
-    from ocr_poller import sandbox
-    from ocr_poller.aspose import AsposeApi, Credentials, submission_body
-    from ocr_poller.localrun import LocalContext, QueueFeeder, eventbridge_event
+    from ocr_poller.adapters.aspose import AsposeApi, Credentials, submission_body
+    from ocr_poller_tools import sandbox
+    from ocr_poller_tools.localrun import LocalContext, QueueFeeder, eventbridge_event
 
     if not args.template.is_file():
         raise CliError(f"{args.template}: no such template (run from the repository, or pass --template)")
@@ -113,7 +113,7 @@ def _local(args: argparse.Namespace) -> int:
     if args.task_id:
         base_url = os.environ.get("ASPOSE_BASE_URL", DEFAULT_ASPOSE_BASE_URL)
     else:
-        from ocr_poller.emulator import Emulator
+        from ocr_poller_tools.emulator import Emulator
 
         emulator = Emulator(processing_seconds=args.processing_seconds, log_requests=False).start()
         client_id, client_secret, base_url = "local", "local-secret", emulator.url
@@ -215,7 +215,7 @@ def _progress(started: float, name: str, record: dict[str, Any], still: str = ""
 
 def _records() -> DynamoRecords:
     """The task records of RESULTS_TABLE, one client for all reads."""
-    from ocr_poller.records import DynamoRecords
+    from ocr_poller.adapters.dynamodb import DynamoRecords
 
     return DynamoRecords(os.environ["RESULTS_TABLE"])
 
@@ -249,7 +249,7 @@ def _report(
 
 def _submit(args: argparse.Namespace) -> int:
     """Send a file to the API (ASPOSE_BASE_URL) and put its poll request on POLL_QUEUE_URL."""
-    from ocr_poller.aspose import AsposeApi, CredentialsRejected, SubmitError, submission_body
+    from ocr_poller.adapters.aspose import AsposeApi, CredentialsRejected, SubmitError, submission_body
     from ocr_poller.config import ConfigError
     from ocr_poller.model import TransientApiError
     from ocr_poller.wiring import credentials_provider

@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ocr_poller import request
-from ocr_poller.emulator.content import ENDPOINTS, InvalidSubmission, Result, large_result, results_for
-from ocr_poller.emulator.faults import Fault, FaultKind, FaultQueue, fault_from_json, parse_fault_header
+from ocr_poller_tools.emulator.content import ENDPOINTS, InvalidSubmission, Result, large_result, results_for
+from ocr_poller_tools.emulator.faults import Fault, FaultKind, FaultQueue, fault_from_json, parse_fault_header
 
 TOKEN_LIFETIME_SECONDS = 3600
 FAULT_HEADER = "X-Emulator-Fault"

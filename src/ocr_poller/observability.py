@@ -1,0 +1,61 @@
+"""Logs and metrics of the function: the logger, the metrics, and what each outcome adds to them."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from aws_lambda_powertools.logging.logger import Logger
+from aws_lambda_powertools.metrics.metrics import Metrics
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.metric_properties import MetricUnit
+
+from ocr_poller.poll import Action, Outcome
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ocr-poller")
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "OcrPoller"), service=SERVICE)
+
+# The checks of a batch run on threads; Powertools' metric set is a plain dict.
+_metrics_lock = threading.Lock()
+
+
+def record_outcome(outcome: Outcome) -> None:
+    """Log the outcome with its task id, and count it."""
+    _log(outcome)
+    with _metrics_lock:
+        for name, unit, value in _measurements(outcome):
+            metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def _log(outcome: Outcome) -> None:
+    record = outcome.record
+    details = {
+        "taskId": outcome.task_id,
+        "status": record.status.value if record else None,
+        "attempts": record.attempts if record else None,
+        "delaySeconds": outcome.delay_seconds,
+        "reason": outcome.reason or (record.last_error if record else None),
+    }
+    log = logger.warning if outcome.action is Action.REJECTED else logger.info
+    log(f"poll request {outcome.action.value}", extra={k: v for k, v in details.items() if v is not None})
+
+
+def _measurements(outcome: Outcome) -> list[tuple[str, MetricUnit, float]]:
+    """The metrics one outcome adds: its action, the check, and for a task that ended its totals."""
+    found: list[tuple[str, MetricUnit, float]] = [
+        (f"Requests{outcome.action.value.capitalize()}", MetricUnit.Count, 1)
+    ]
+    if outcome.checked:
+        found.append(("Checks", MetricUnit.Count, 1))
+    record = outcome.record
+    if record is None or outcome.action is Action.DUPLICATE:
+        return found
+    if outcome.checked and record.last_error:
+        found.append(("TransientFailures", MetricUnit.Count, 1))
+    if record.status.is_final:
+        found += [
+            (f"Tasks{record.status.value}", MetricUnit.Count, 1),
+            ("AttemptsPerTask", MetricUnit.Count, record.attempts),
+            ("TimeToResult", MetricUnit.Seconds, record.last_check_at - record.first_check_at),
+        ]
+    return found
