@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ocr_poller.adapters._answer_stream import Answer
-from ocr_poller.model import StoredResult, TaskRecord
+from ocr_poller.model import Answer, StoredResult, TaskRecord
 from ocr_poller.poll import Action, Collaborators, ResultSink, process_body
 from ocr_poller.request import PollRequest
 from ocr_poller.schedule import Backoff
@@ -214,7 +213,7 @@ class SimQueue:
         self.successor = request
         self.visible_at = self.line.now + delay_seconds
 
-    def reject(self, body: str, reason: str) -> None:
+    def dead_letter(self, body: str, reason: str) -> bool:
         raise AssertionError(f"the simulation sent an invalid request: {reason}")
 
 

@@ -8,16 +8,13 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from ocr_poller.request import InvalidRequest, canonical_endpoint
+from ocr_poller.errors import ConfigError, Refused
+from ocr_poller.request import canonical_endpoint
 
 N = TypeVar("N", int, float)
 
 SQS_MAX_DELAY_SECONDS = 900
 DEFAULT_ASPOSE_BASE_URL = "https://api.aspose.cloud"
-
-
-class ConfigError(ValueError):
-    """The function's environment is missing a variable or holds a bad value."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +75,7 @@ class Settings:
 def _endpoint(name: str) -> str:
     try:
         return canonical_endpoint(name)
-    except InvalidRequest as exc:
+    except Refused as exc:
         raise ConfigError(f"DEFAULT_ENDPOINT: {exc}") from exc
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class Status(StrEnum):
@@ -66,10 +69,13 @@ class TaskRecord:
     announced: bool = field(default=False, compare=False)  # the successor or the completion event went out
 
 
-class TransientApiError(Exception):
-    """No answer this time (429, 5xx, timeout, refused, undocumented body): check again later."""
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    """The API's answer to a status check; `results` holds what the result sink returned, in order."""
 
-    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
+    task_id: str | None
+    task_status: str | None
+    response_status_code: str | None
+    error_messages: tuple[str, ...]
+    warnings: tuple[str, ...]
+    results: tuple[T, ...]

@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
-from ocr_poller.adapters._answer_stream import Answer, AnswerFormatError, ResultDecodeError
-from ocr_poller.model import Status, StoredResult, TaskRecord, TransientApiError
-from ocr_poller.request import InvalidRequest, PollRequest, parse_body, parse_document
+from ocr_poller.errors import Redeliver, Refused, RetryLater, UnusableAnswer
+from ocr_poller.model import Answer, Status, StoredResult, TaskRecord
+from ocr_poller.request import PollRequest, parse_body, parse_document
 from ocr_poller.schedule import Backoff
 
 ResultSink = Callable[[int, str, Iterator[bytes]], StoredResult]
@@ -44,7 +44,7 @@ class Records(Protocol):
 class Queue(Protocol):
     def send(self, request: PollRequest, delay_seconds: int) -> None: ...
 
-    def reject(self, body: str, reason: str) -> None: ...
+    def dead_letter(self, body: str, reason: str) -> bool: ...
 
 
 class Announcer(Protocol):
@@ -109,10 +109,6 @@ class Outcome:
     checked: bool = False  # the API was called
 
 
-class NotSettled(RuntimeError):
-    """Another copy of this very message is still finishing the check: retry it later, do not drop it."""
-
-
 MAX_MESSAGES = 20
 MAX_MESSAGE_CHARS = 2000  # the API's messages end up in a DynamoDB item (400 KB) and an event (256 KB)
 
@@ -154,7 +150,7 @@ def process_body(body: str, delivery_id: str, deps: Collaborators) -> Outcome:
     """Handle one SQS message body: validate it, then check the task once."""
     try:
         request = parse_body(body, default_endpoint=deps.default_endpoint)
-    except InvalidRequest as exc:
+    except Refused as exc:
         return _reject(body, str(exc), deps)
     return check_once(request, delivery_id, deps)
 
@@ -163,7 +159,7 @@ def process_detail(detail: object, delivery_id: str, deps: Collaborators) -> Out
     """Handle one EventBridge event's detail: validate it, then check the task once."""
     try:
         request = parse_document(detail, default_endpoint=deps.default_endpoint)
-    except InvalidRequest as exc:
+    except Refused as exc:
         return _reject(_as_text(detail), str(exc), deps)
     return check_once(request, delivery_id, deps)
 
@@ -186,7 +182,7 @@ def check_once(request: PollRequest, delivery_id: str, deps: Collaborators) -> O
         if winner is not None and winner.committed_by == delivery_id and not winner.announced:
             # A copy of this same message won and has not sent its effects yet; if this copy were
             # acknowledged, SQS could delete the message and a crash of the winner would end the chain.
-            raise NotSettled(f"check {record.attempts} of task {request.task_id} is still being finished")
+            raise Redeliver(f"check {record.attempts} of task {request.task_id} is still being finished")
         return Outcome(
             Action.DUPLICATE, request.task_id, winner, reason="another delivery made this check", checked=True
         )
@@ -207,12 +203,10 @@ def _check(request: PollRequest, deps: Collaborators) -> CheckResult:
 
     try:
         answer = deps.api.check(request.endpoint, request.task_id, store)
-    except TransientApiError as exc:
+    except RetryLater as exc:
         return CheckResult(failure=exc.reason, retry_after=exc.retry_after)
-    except AnswerFormatError as exc:
-        return CheckResult(failure=f"the answer is not the documented JSON: {exc}")
-    except ResultDecodeError as exc:
-        return CheckResult(results=tuple(stored), undecodable=f"the answer cannot be decoded: {exc}")
+    except UnusableAnswer as exc:
+        return CheckResult(results=tuple(stored), undecodable=str(exc))
     if answer.task_status not in _RUNNING and answer.task_status not in _FINAL:
         return CheckResult(
             failure=f"the answer has no known taskStatus ({_storable(str(answer.task_status))})"
@@ -310,7 +304,9 @@ def _carry_out(request: PollRequest, record: TaskRecord, deps: Collaborators, *,
 
 
 def _reject(body: str, reason: str, deps: Collaborators) -> Outcome:
-    deps.queue.reject(body, reason)
+    if not deps.queue.dead_letter(body, reason):
+        # No dead-letter queue of our own: failing the record lets the redrive policy carry it there.
+        raise Refused(reason)
     return Outcome(Action.REJECTED, reason=reason)
 
 

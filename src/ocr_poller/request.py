@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ocr_poller.errors import Refused
+
 ENDPOINTS: tuple[str, ...] = (
     "RecognizeImage",
     "RecognizeLabel",
@@ -33,10 +35,6 @@ MAX_BODY_BYTES = 8 * 1024
 MAX_ATTEMPT = 100_000
 
 
-class InvalidRequest(ValueError):
-    """A poll request that must never reach the API; the message says why."""
-
-
 @dataclass(frozen=True)
 class PollRequest:
     """One task to check, with the poller's own chain state."""
@@ -57,18 +55,18 @@ class PollRequest:
 def parse_body(body: str, *, default_endpoint: str) -> PollRequest:
     """Parse an SQS message body."""
     if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
-        raise InvalidRequest(f"body is larger than {MAX_BODY_BYTES} bytes")
+        raise Refused(f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as exc:
-        raise InvalidRequest(f"body is not JSON: {exc}") from exc
+        raise Refused(f"body is not JSON: {exc}") from exc
     return parse_document(document, default_endpoint=default_endpoint)
 
 
 def parse_document(document: object, *, default_endpoint: str) -> PollRequest:
     """Validate a decoded request (an SQS body or an EventBridge detail)."""
     if not isinstance(document, dict):
-        raise InvalidRequest(f"request must be a JSON object, not {type(document).__name__}")
+        raise Refused(f"request must be a JSON object, not {type(document).__name__}")
     payload = document.get("requestPayload")
     if "taskId" not in document and isinstance(payload, dict) and "detail" in payload:
         # An EventBridge invocation that failed reaches the DLQ wrapped by Lambda's on-failure
@@ -76,9 +74,9 @@ def parse_document(document: object, *, default_endpoint: str) -> PollRequest:
         return parse_document(payload["detail"], default_endpoint=default_endpoint)
     task_id = document.get("taskId")
     if task_id is None:
-        raise InvalidRequest("taskId is missing")
+        raise Refused("taskId is missing")
     if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id):
-        raise InvalidRequest(f"taskId {_preview(task_id)} is not a plain identifier")
+        raise Refused(f"taskId {_preview(task_id)} is not a plain identifier")
     return PollRequest(
         task_id=task_id,
         endpoint=_endpoint(document.get("endpoint"), default_endpoint),
@@ -90,7 +88,7 @@ def parse_document(document: object, *, default_endpoint: str) -> PollRequest:
 def canonical_endpoint(value: object) -> str:
     """The endpoint's own spelling, matched case-insensitively."""
     if not isinstance(value, str) or value.lower() not in _ENDPOINTS_BY_LOWER:
-        raise InvalidRequest(f"endpoint {_preview(value)} is not a v5 result endpoint")
+        raise Refused(f"endpoint {_preview(value)} is not a v5 result endpoint")
     return _ENDPOINTS_BY_LOWER[value.lower()]
 
 
@@ -100,7 +98,7 @@ def _endpoint(value: object, default_endpoint: str) -> str:
 
 def _attempt(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ATTEMPT:
-        raise InvalidRequest(f"attempt {_preview(value)} is not a count of checks")
+        raise Refused(f"attempt {_preview(value)} is not a count of checks")
     return value
 
 
@@ -108,7 +106,7 @@ def _first_check_at(value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise InvalidRequest(f"firstCheckAt {_preview(value)} is not an epoch time")
+        raise Refused(f"firstCheckAt {_preview(value)} is not an epoch time")
     return float(value)
 
 

@@ -17,7 +17,8 @@ from ocr_poller.adapters.dynamodb import DynamoRecords
 from ocr_poller.adapters.eventbridge import EventBridgeAnnouncer
 from ocr_poller.adapters.s3 import S3ResultStore
 from ocr_poller.adapters.sqs import SqsPollQueue
-from ocr_poller.config import ConfigError, Settings
+from ocr_poller.config import Settings
+from ocr_poller.errors import ConfigError
 from ocr_poller.poll import Collaborators
 from ocr_poller.schedule import Backoff
 

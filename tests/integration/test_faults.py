@@ -20,8 +20,9 @@ from ocr_poller_tools.emulator import Emulator
 from ocr_poller_tools.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Stack
 
 from ocr_poller import handler
-from ocr_poller.adapters.aspose import AsposeApi, Credentials, CredentialsRejected, submission_body
-from ocr_poller.request import InvalidRequest, parse_body
+from ocr_poller.adapters.aspose import AsposeApi, Credentials, submission_body
+from ocr_poller.errors import Redeliver, Refused
+from ocr_poller.request import parse_body
 from tests.integration.flow import (
     EVENTS,
     SAMPLES,
@@ -535,7 +536,7 @@ def test_any_batch_through_the_handler_rejects_the_invalid_and_checks_the_valid(
     for body in bodies:
         try:
             valid.append(parse_body(body, default_endpoint="RecognizeLabel").task_id)
-        except InvalidRequest as exc:
+        except Refused as exc:
             rejected.append((body, str(exc)))
     dead = [
         (message["Body"], message["MessageAttributes"]["rejectReason"]["StringValue"])
@@ -596,7 +597,7 @@ def test_token_and_client_secret_never_reach_logs_records_events_or_errors(
         response = handle(event)
         record = run_until_done(stack, moto_url, [task_id])[task_id]
         refused = AsposeApi(secured.url, lambda: Credentials(SANDBOX_CLIENT_ID, WRONG_SECRET))
-        with pytest.raises(CredentialsRejected) as error:
+        with pytest.raises(Redeliver) as error:
             refused.check("RecognizeLabel", task_id, lambda *_: pytest.fail("no result expected"))
     # Then
     output = capsys.readouterr()

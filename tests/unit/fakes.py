@@ -90,8 +90,9 @@ class MemoryQueue:
     def send(self, request: PollRequest, delay_seconds: int) -> None:
         self.sent.append((request, delay_seconds))
 
-    def reject(self, body: str, reason: str) -> None:
+    def dead_letter(self, body: str, reason: str) -> bool:
         self.rejected.append((body, reason))
+        return True
 
 
 @dataclass

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ocr_poller.config import ConfigError, Settings
+from ocr_poller.config import Settings
+from ocr_poller.errors import ConfigError
 
 BASE = {"RESULTS_TABLE": "t", "RESULTS_BUCKET": "b", "POLL_QUEUE_URL": "https://sqs/q"}
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from ocr_poller.adapters._answer_stream import AnswerFormatError, ResultDecodeError
-from ocr_poller.model import Status, TaskRecord, TransientApiError
+from ocr_poller.errors import RetryLater, UnusableAnswer
+from ocr_poller.model import Status, TaskRecord
 from ocr_poller.poll import (
     SETTLE_SECONDS,
     Action,
@@ -155,8 +155,8 @@ def test_completed_without_results_keeps_the_status_code(code: str) -> None:
 @pytest.mark.parametrize(
     "failure",
     [
-        TransientApiError("HTTP 503: unexpected status"),
-        AnswerFormatError("expected an object at byte 0"),
+        RetryLater("HTTP 503: unexpected status"),
+        RetryLater("the answer is not the documented JSON: expected an object at byte 0"),
         Reply("Weird"),
         Reply(None),
     ],
@@ -182,7 +182,7 @@ def test_transient_failure_keeps_the_status_and_backs_off(failure: Exception | R
 
 def test_throttled_check_waits_at_least_retry_after() -> None:
     # Given
-    world = World(FakeApi([TransientApiError("HTTP 429: throttled", retry_after=37.2)]))
+    world = World(FakeApi([RetryLater("HTTP 429: throttled", retry_after=37.2)]))
     # When
     check_once(REQUEST, "m1", world.deps)
     # Then
@@ -219,7 +219,7 @@ def test_undecodable_result_ends_in_error_and_keeps_no_object() -> None:
     class HalfBadApi(FakeApi):
         def check(self, endpoint, task_id, on_result):  # type: ignore[no-untyped-def]
             on_result(0, "Text", iter([b"fine"]))
-            raise ResultDecodeError(1, "invalid Base64 at character 12")
+            raise UnusableAnswer("the answer cannot be decoded: result 1: invalid Base64 at character 12")
 
     world = World(HalfBadApi([]))
     # When

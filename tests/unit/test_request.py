@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocr_poller.request import InvalidRequest, PollRequest, parse_body, parse_document
+from ocr_poller.errors import Refused
+from ocr_poller.request import PollRequest, parse_body, parse_document
 
 
 def test_minimal_request_takes_the_default_endpoint() -> None:
@@ -52,7 +53,7 @@ def test_requeued_message_round_trips() -> None:
     ],
 )
 def test_invalid_body_is_refused_with_its_reason(body: str, reason: str) -> None:
-    with pytest.raises(InvalidRequest, match=reason):
+    with pytest.raises(Refused, match=reason):
         parse_body(body, default_endpoint="RecognizeLabel")
 
 
@@ -60,7 +61,7 @@ def test_invalid_body_is_refused_with_its_reason(body: str, reason: str) -> None
 def test_any_text_parses_or_is_refused(body: str) -> None:
     try:
         request = parse_body(body, default_endpoint="RecognizeLabel")
-    except InvalidRequest:
+    except Refused:
         return
     assert request.task_id.replace("-", "").replace("_", "").isalnum()
 
@@ -74,7 +75,7 @@ def test_any_text_parses_or_is_refused(body: str) -> None:
 def test_any_json_value_parses_or_is_refused(document: object) -> None:
     try:
         parse_document(document, default_endpoint="RecognizeLabel")
-    except InvalidRequest:
+    except Refused:
         pass
 
 

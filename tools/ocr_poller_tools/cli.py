@@ -249,9 +249,8 @@ def _report(
 
 def _submit(args: argparse.Namespace) -> int:
     """Send a file to the API (ASPOSE_BASE_URL) and put its poll request on POLL_QUEUE_URL."""
-    from ocr_poller.adapters.aspose import AsposeApi, CredentialsRejected, SubmitError, submission_body
-    from ocr_poller.config import ConfigError
-    from ocr_poller.model import TransientApiError
+    from ocr_poller.adapters.aspose import AsposeApi, SubmitError, submission_body
+    from ocr_poller.errors import ConfigError, Redeliver, RetryLater
     from ocr_poller.wiring import credentials_provider
 
     if not args.file.is_file():
@@ -267,9 +266,9 @@ def _submit(args: argparse.Namespace) -> int:
         task_id = AsposeApi(base_url, credentials).submit(args.endpoint, body)
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
-    except TransientApiError as exc:
+    except RetryLater as exc:
         raise CliError(f"cannot reach the API at {base_url}: {exc}") from exc
-    except (SubmitError, CredentialsRejected) as exc:
+    except (SubmitError, Redeliver) as exc:
         raise CliError(str(exc)) from exc
     print(task_id)
     if not args.no_enqueue:

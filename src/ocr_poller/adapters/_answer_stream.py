@@ -8,9 +8,10 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
 from functools import partial
 from typing import Generic, TypeVar
+
+from ocr_poller.model import Answer
 
 T = TypeVar("T")
 
@@ -57,18 +58,6 @@ class ResultDecodeError(ValueError):
     def __init__(self, index: int, message: str) -> None:
         super().__init__(f"result {index}: {message}")
         self.index = index
-
-
-@dataclass(frozen=True)
-class Answer(Generic[T]):
-    """The answer's fields; `results` holds what on_result returned, in result order."""
-
-    task_id: str | None
-    task_status: str | None
-    response_status_code: str | None
-    error_messages: tuple[str, ...]
-    warnings: tuple[str, ...]
-    results: tuple[T, ...]
 
 
 def read_answer(body: Iterable[bytes], on_result: Callable[[int, str, Iterator[bytes]], T]) -> Answer[T]:

@@ -14,8 +14,9 @@ from urllib.parse import quote
 
 import urllib3
 
-from ocr_poller.adapters._answer_stream import Answer, read_answer
-from ocr_poller.model import StoredResult, TransientApiError
+from ocr_poller.adapters._answer_stream import AnswerFormatError, ResultDecodeError, read_answer
+from ocr_poller.errors import Redeliver, RetryLater, UnusableAnswer
+from ocr_poller.model import Answer, StoredResult
 from ocr_poller.poll import ResultSink
 
 READ_CHUNK_BYTES = 64 * 1024
@@ -26,14 +27,6 @@ MAX_RETRY_AFTER_SECONDS = 86_400.0  # Aspose keeps results a day; longer waits a
 
 class SubmitError(RuntimeError):
     """The API refused a submission."""
-
-
-class CredentialsRejected(RuntimeError):
-    """The token endpoint refused the client credentials: no retry helps until they are fixed.
-
-    Not transient on purpose: the poll message fails, SQS retries it, and after the redrive count it
-    reaches the dead-letter queue, where the alarm tells someone to fix the secret and redrive.
-    """
 
 
 def submission_body(endpoint: str, content: bytes, *, result_type: str | None = None) -> dict[str, Any]:
@@ -89,7 +82,7 @@ class AsposeApi:
         response = self._authorized(lambda token: self._request("GET", url, token, preload_content=False))
         try:
             _raise_for_status(response)
-            answer = read_answer(_body(response), on_result)
+            answer = _read(_body(response), on_result)
             response.drain_conn()  # the few bytes after the JSON, so the connection can be reused
         finally:
             _discard(response)
@@ -148,9 +141,7 @@ class AsposeApi:
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             # The query holds only the task id, but errors name the path alone all the same.
-            raise TransientApiError(
-                f"{method} {url.split('?')[0]} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise RetryLater(f"{method} {url.split('?')[0]} failed: {type(exc).__name__}: {exc}") from exc
 
     def _bearer(self, renew: str | None = None) -> str:
         """The cached token, fetched when missing, about to expire, or equal to `renew` (rejected)."""
@@ -177,13 +168,13 @@ class AsposeApi:
                 retries=False,
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransientApiError(f"POST {url} failed: {type(exc).__name__}: {exc}") from exc
+            raise RetryLater(f"POST {url} failed: {type(exc).__name__}: {exc}") from exc
         if response.status in (400, 401):
-            raise CredentialsRejected(
-                f"token request rejected: HTTP {response.status} {response.data[:100]!r}"
-            )
+            # Not transient on purpose: the message fails, SQS retries it, and after the redrive count it
+            # reaches the dead-letter queue, where the alarm tells someone to fix the secret and redrive.
+            raise Redeliver(f"token request rejected: HTTP {response.status} {response.data[:100]!r}")
         if response.status != 200:
-            raise TransientApiError(
+            raise RetryLater(
                 f"token request failed: HTTP {response.status}",
                 retry_after=_retry_after(response.headers.get("Retry-After"), time.time()),
             )
@@ -192,10 +183,20 @@ class AsposeApi:
             value = document["access_token"]
             lifetime = float(document.get("expires_in", 3600))
         except (ValueError, KeyError, TypeError) as exc:
-            raise TransientApiError("the token answer is not the documented JSON") from exc
+            raise RetryLater("the token answer is not the documented JSON") from exc
         if not isinstance(value, str) or not value:
-            raise TransientApiError("the token answer holds no access_token")
+            raise RetryLater("the token answer holds no access_token")
         return _Token(value, self._clock() + lifetime - TOKEN_REFRESH_MARGIN_SECONDS)
+
+
+def _read(body: Iterator[bytes], on_result: ResultSink) -> Answer[StoredResult]:
+    """The parsed answer; the reader's errors become the poller's kinds here, at the adapter's edge."""
+    try:
+        return read_answer(body, on_result)
+    except AnswerFormatError as exc:
+        raise RetryLater(f"the answer is not the documented JSON: {exc}") from exc
+    except ResultDecodeError as exc:
+        raise UnusableAnswer(f"the answer cannot be decoded: {exc}") from exc
 
 
 def _body(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
@@ -203,7 +204,7 @@ def _body(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
     try:
         yield from response.stream(READ_CHUNK_BYTES)
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise TransientApiError(f"reading the answer failed: {type(exc).__name__}: {exc}") from exc
+        raise RetryLater(f"reading the answer failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _discard(response: urllib3.BaseHTTPResponse) -> None:
@@ -218,7 +219,7 @@ def _raise_for_status(response: urllib3.BaseHTTPResponse) -> None:
         return
     retry_after = _retry_after(response.headers.get("Retry-After"), time.time())
     reason = {401: "the token was rejected twice", 429: "throttled"}.get(response.status, "unexpected status")
-    raise TransientApiError(f"HTTP {response.status}: {reason}", retry_after=retry_after)
+    raise RetryLater(f"HTTP {response.status}: {reason}", retry_after=retry_after)
 
 
 def _retry_after(header: str | None, now: float) -> float | None:

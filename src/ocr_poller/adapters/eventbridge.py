@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from ocr_poller.errors import Redeliver
 from ocr_poller.model import Status, TaskRecord
 
 if TYPE_CHECKING:
@@ -16,10 +17,6 @@ if TYPE_CHECKING:
 SOURCE = "ocr.poller"
 COMPLETED = "OCR Task Completed"
 FAILED = "OCR Task Failed"
-
-
-class PublishError(RuntimeError):
-    """EventBridge did not accept the event."""
 
 
 def completion_event(record: TaskRecord, bus_name: str) -> PutEventsRequestEntryTypeDef:
@@ -56,6 +53,6 @@ class EventBridgeAnnouncer:
         response = self._events.put_events(Entries=[completion_event(record, self._bus_name)])
         if response.get("FailedEntryCount"):
             entry = response["Entries"][0]
-            raise PublishError(
+            raise Redeliver(
                 f"EventBridge refused the event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
             )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 
-from ocr_poller.request import InvalidRequest, PollRequest
+from ocr_poller.request import PollRequest
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -33,11 +33,10 @@ class SqsPollQueue:
             DelaySeconds=delay_seconds,
         )
 
-    def reject(self, body: str, reason: str) -> None:
-        """Move an invalid request to the dead-letter queue with the reason beside it."""
+    def dead_letter(self, body: str, reason: str) -> bool:
+        """Move an invalid request to the dead-letter queue with the reason beside it; False without one."""
         if self._dead_letter_queue_url is None:
-            # Failing the record lets the poll queue's RedrivePolicy carry it to the dead-letter queue.
-            raise InvalidRequest(reason)
+            return False
         self._sqs.send_message(
             QueueUrl=self._dead_letter_queue_url,
             MessageBody=body or "(empty body)",
@@ -45,3 +44,4 @@ class SqsPollQueue:
                 "rejectReason": {"DataType": "String", "StringValue": reason[:MAX_REASON_CHARS]},
             },
         )
+        return True

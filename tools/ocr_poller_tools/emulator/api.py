@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ocr_poller import request
+from ocr_poller.errors import Refused
 from ocr_poller_tools.emulator.content import ENDPOINTS, InvalidSubmission, Result, large_result, results_for
 from ocr_poller_tools.emulator.faults import Fault, FaultKind, FaultQueue, fault_from_json, parse_fault_header
 
@@ -248,7 +249,7 @@ def canonical_endpoint(name: str) -> str:
     """The endpoint's spelling in the API (routes are case-insensitive)."""
     try:
         return request.canonical_endpoint(name)
-    except request.InvalidRequest:
+    except Refused:
         raise UnknownEndpoint(name) from None
 
 

@@ -1,0 +1,45 @@
+"""What of an answer the poller keeps (CONTRACT.md section 10): the one place that bounds it.
+
+The API is outside the trust boundary: every string it sends is capped in UTF-8 bytes before it reaches
+a record, an event, a callback, a log line or a header, the number of results kept is capped, and the
+record and the completion event are measured as AWS measures them before they are sent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+DYNAMODB_ITEM_BYTES = 400 * 1024  # DynamoDB's item limit (names + values, UTF-8)
+EVENT_ENTRY_BYTES = 256 * 1024  # PutEvents entry limit, also Step Functions' output limit
+
+MAX_RESULTS = 100  # an answer with more ends the task `Error`: OCR results come in ones and twos
+MAX_FIELD_BYTES = 256  # id, taskStatus, responseStatusCode, a result's type
+MAX_MESSAGES = 20  # error.messages and warnings each
+MAX_MESSAGE_BYTES = 2000
+MAX_REASON_BYTES = 1000  # a failure's own explanation (lastError, rejectReason, log lines)
+MAX_TOKEN_BYTES = 8192  # an access_token; the bearer header carries it
+# Inline text of Text results (INLINE_TEXT_BYTES each): all of them together stay within this, so that
+# MAX_RESULTS entries, the messages and the texts fit one event with room to spare.
+INLINE_TEXT_BUDGET_BYTES = 128 * 1024
+
+
+def capped(text: str, limit: int) -> str:
+    """`text` in at most `limit` UTF-8 bytes, cut at a character boundary, storable (no lone surrogates)."""
+    encoded = text.encode("utf-8", "replace")
+    if len(encoded) <= limit:
+        return encoded.decode("utf-8")
+    marker = "…"
+    return encoded[: max(0, limit - len(marker.encode()))].decode("utf-8", "ignore") + marker
+
+
+def capped_messages(messages: tuple[str, ...]) -> tuple[str, ...]:
+    """At most MAX_MESSAGES messages of MAX_MESSAGE_BYTES each, and a last line saying how many were left."""
+    kept = tuple(capped(message, MAX_MESSAGE_BYTES) for message in messages[:MAX_MESSAGES])
+    dropped = len(messages) - len(kept)
+    return kept + ((f"... and {dropped} more",) if dropped else ())
+
+
+def json_bytes(document: Any) -> int:
+    """Size of a JSON document in UTF-8 bytes, as AWS counts a PutEvents `Detail` or a task output."""
+    return len(json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
