@@ -149,7 +149,7 @@ def _measure(arguments: dict[str, Any]) -> dict[str, Any]:
         baseline = _status_kib("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
         started = time.perf_counter()
-        answer = api.check("RecognizeLabel", task_id, sink)
+        answer = api.check("RecognizeLabel", task_id, sink, until=time.time() + 600)
         seconds = time.perf_counter() - started
         peak = _status_kib("VmHWM")
         (result,) = answer.results

@@ -296,7 +296,7 @@ def _seed(
         )
         for _ in range(max(0, count))
     ]
-    bodies = [PollRequest(r.task_id, r.endpoint, r.attempts, r.first_check_at).to_message() for r in records]
+    bodies = [PollRequest(r.task_id, r.endpoint, r.check_number + 1).to_message() for r in records]
     for start in range(0, len(records), 25):
         items = [to_item(record, retention_days=30) for record in records[start : start + 25]]
         writes = [

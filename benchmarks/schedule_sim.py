@@ -13,10 +13,10 @@ import math
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from ocr_poller.model import Answer, StoredResult, TaskRecord
-from ocr_poller.poll import Action, Collaborators, ResultSink, process_body
+from ocr_poller.model import Answer, Status, StoredResult, TaskRecord
+from ocr_poller.poll import Action, Collaborators, Delivery, ResultSink, process_body
 from ocr_poller.request import PollRequest
 from ocr_poller.schedule import Backoff
 
@@ -152,7 +152,9 @@ class SimApi:
 
     line: Timeline
 
-    def check(self, endpoint: str, task_id: str, on_result: ResultSink) -> Answer[StoredResult]:
+    def check(
+        self, endpoint: str, task_id: str, on_result: ResultSink, *, until: float
+    ) -> Answer[StoredResult]:
         self.line.now += self.line.step.api_out
         if self.line.finish_at is None:
             self.line.finish_at = self.line.now + self.line.run_time
@@ -188,16 +190,19 @@ class SimRecords:
     def get(self, task_id: str) -> TaskRecord | None:
         return self.items.get(task_id)  # its time is part of CheckTiming.invoke
 
-    def commit(self, record: TaskRecord, *, previous_attempts: int) -> bool:
+    def commit(self, record: TaskRecord) -> bool:
         self.line.now += self.line.step.commit
         current = self.items.get(record.task_id)
-        if current is not None and current.attempts != previous_attempts:
+        if current is not None and current.check_number != record.check_number - 1:
             return False
         self.items[record.task_id] = record
         return True
 
-    def mark_announced(self, task_id: str, attempts: int = 0) -> None:
-        """Sent after the successor: takes no time the schedule sees."""
+    def claim(self, record: TaskRecord, *, now: float) -> bool:
+        raise AssertionError("the simulation never redelivers a check")
+
+    def mark_sent(self, record: TaskRecord) -> None:
+        """Only at the end: takes no time the schedule sees."""
 
 
 @dataclass
@@ -218,10 +223,23 @@ class SimQueue:
 
 
 class SimAnnouncer:
-    """Completion events are not part of the schedule."""
+    """Completion events and callbacks are not part of the schedule."""
 
-    def announce(self, record: TaskRecord) -> None:
+    def announce(self, status: Status, detail: dict[str, Any]) -> None:
         """Nothing to announce to."""
+
+
+class SimCallbacks:
+    """The simulation's requests carry no task token."""
+
+    def heartbeat(self, token: str) -> bool:
+        raise AssertionError("no task token, no heartbeat")
+
+    def succeed(self, token: str, output: str) -> bool:
+        raise AssertionError("no task token, no callback")
+
+    def fail(self, token: str, error: str, cause: str) -> bool:
+        raise AssertionError("no task token, no callback")
 
 
 # --- schedules -----------------------------------------------------------------------------------
@@ -286,6 +304,7 @@ def replay(task: SimTask, schedule: Schedule, *, promise: Callable[[float], floa
         records=SimRecords(line),
         queue=queue,
         announcer=SimAnnouncer(),
+        callbacks=SimCallbacks(),
         backoff=schedule.backoff,
         deadline_seconds=86_400,
         default_endpoint="RecognizeLabel",
@@ -298,7 +317,8 @@ def replay(task: SimTask, schedule: Schedule, *, promise: Callable[[float], floa
     while True:
         line.step = task.check(index)
         line.now += line.step.invoke
-        outcome = process_body(body, f"{task.task_id}-{index}", deps)
+        delivery = Delivery(f"{task.task_id}-{index}", line.now + 300, from_queue=True)
+        outcome = process_body(body, delivery, deps)
         if outcome.action is Action.FINISHED:
             break
         if outcome.action is not Action.REQUEUED or queue.successor is None:
@@ -308,7 +328,7 @@ def replay(task: SimTask, schedule: Schedule, *, promise: Callable[[float], floa
         index += 1
     if outcome.record is None or line.seen_at is None or line.finish_at is None:
         raise AssertionError("a finished task has a record and a completion time")
-    return TaskOutcome(outcome.record.attempts, line.seen_at - line.finish_at, promise(task.run_time))
+    return TaskOutcome(outcome.record.check_number, line.seen_at - line.finish_at, promise(task.run_time))
 
 
 def clairvoyant(task: SimTask, *, promise: Callable[[float], float]) -> TaskOutcome:

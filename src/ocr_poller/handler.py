@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ocr_poller.batch import ConcurrentBatchProcessor
 from ocr_poller.observability import logger, metrics, record_outcome
-from ocr_poller.poll import process_body, process_detail
+from ocr_poller.poll import Delivery, process_body, process_detail
 from ocr_poller.wiring import Wiring, real_wiring
 
 
@@ -31,12 +31,15 @@ def lambda_handler(
     """
     wiring = wiring or real_wiring()
     deps = wiring.collaborators
+    # The invocation's end on the collaborators' clock: no check may outlive it.
+    ends_at = deps.clock() + context.get_remaining_time_in_millis() / 1000
     if isinstance(event.get("Records"), list):
         processor = ConcurrentBatchProcessor(max_workers=wiring.max_concurrent_checks, logger=logger)
 
         def record_handler(record: SQSRecord) -> None:
             logger.thread_safe_append_keys(messageId=record.message_id)
-            record_outcome(process_body(record.body, record.message_id, deps))
+            delivery = Delivery(record.message_id, ends_at, from_queue=True)
+            record_outcome(process_body(record.body, delivery, deps))
 
         return process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
@@ -44,7 +47,7 @@ def lambda_handler(
     if "detail" in event and "detail-type" in event:
         event_id = str(event.get("id"))
         logger.append_keys(eventId=event_id)
-        outcome = process_detail(event["detail"], event_id, deps)
+        outcome = process_detail(event["detail"], Delivery(event_id, ends_at, from_queue=False), deps)
         record_outcome(outcome)
         return {"action": outcome.action.value, "taskId": outcome.task_id}
     raise UnknownEventError(f"unsupported event with keys {sorted(event)[:10]}")

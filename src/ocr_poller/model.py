@@ -48,17 +48,27 @@ class StoredResult:
         }
 
 
+class Stage(StrEnum):
+    """Where a committed check stands with its effects (the chain's table is in ocr_poller.poll)."""
+
+    SENDING = "sending"  # committed; its effects are being sent by whoever holds the lease
+    SENT = "sent"  # a final check's callback and event went out: nothing is left to do
+
+
 @dataclass(frozen=True)
 class TaskRecord:
-    """The DynamoDB item of one task, written once per check."""
+    """The DynamoDB item of one task, written once per check: the authority on the task's chain."""
 
     task_id: str
     endpoint: str
     status: Status
-    attempts: int
+    check_number: int  # the latest check made, 1 for the first; stored as `attempts`
     first_check_at: float
     last_check_at: float
     committed_by: str  # the delivery (SQS message id or EventBridge event id) whose check wrote this
+    stage: Stage = Stage.SENDING
+    lease_expires_at: float = 0.0  # until then the committing (or claiming) invocation is sending the effects
+    task_token: str | None = field(default=None, repr=False)  # Step Functions waits on it
     results: tuple[StoredResult, ...] = ()
     error_messages: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -66,7 +76,6 @@ class TaskRecord:
     last_error: str | None = None  # the latest transient failure, cleared by a good answer
     transient_failures: int = 0  # consecutive ones
     retry_after: float | None = None  # the API's Retry-After on the latest failure
-    announced: bool = field(default=False, compare=False)  # the successor or the completion event went out
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def _log(outcome: Outcome) -> None:
     details = {
         "taskId": outcome.task_id,
         "status": record.status.value if record else None,
-        "attempts": record.attempts if record else None,
+        "checkNumber": record.check_number if record else None,
         "delaySeconds": outcome.delay_seconds,
         "reason": outcome.reason or (record.last_error if record else None),
     }
@@ -55,7 +55,7 @@ def _measurements(outcome: Outcome) -> list[tuple[str, MetricUnit, float]]:
     if record.status.is_final:
         found += [
             (f"Tasks{record.status.value}", MetricUnit.Count, 1),
-            ("AttemptsPerTask", MetricUnit.Count, record.attempts),
+            ("ChecksPerTask", MetricUnit.Count, record.check_number),
             ("TimeToResult", MetricUnit.Seconds, record.last_check_at - record.first_check_at),
         ]
     return found

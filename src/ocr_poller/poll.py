@@ -1,10 +1,31 @@
-"""One check of one task, the decision it leads to, and its effects (CONTRACT.md section 4).
+"""One check of one task, the decision it leads to, and its effects (CONTRACT.md sections 3, 4, 9, 10).
 
 Pure domain code: every outside system is a collaborator passed in, so tests use plain fakes.
-Exactly-once effects on an at-least-once queue rest on one rule: a check only takes effect through
-a conditional write of the task record on its attempt number, and only the delivery that won that
-write re-queues the successor or announces the end (or, after a crash, a redelivery of it), then
-marks the record so that no later delivery does it again.
+
+The task record is the authority on a task's chain; a request's fields are hints. Checks are numbered
+from 1 (`check_number`, stored as `attempts`); a request asks for a check (`for_check`). A check takes
+effect only through a conditional write of the record on the check before it, so at most one delivery
+makes each check. The commit also takes a lease: until `lease_expires_at` (the end of the committing
+invocation) only that invocation sends the check's effects — the successor and the heartbeat while the
+task runs; the callback, the event and the `SENT` mark when it ends.
+
+| record holds           | a valid request arrives for     | what happens                                 |
+| ---------------------- | ------------------------------- | -------------------------------------------- |
+| nothing                | any check                       | check 1, committed if there is still none    |
+| check n, running       | check n+1, or a later one (the  | check n+1, committed if the record is still  |
+|                        | number is only a hint)          | at n; a delivery that loses deletes objects  |
+|                        |                                 | the winner's record does not list            |
+| check n, running       | an earlier check                | dropped: the chain moved on                  |
+| check n, SENDING,      | check n, or any once final      | the holder's own SQS message: `Redeliver`    |
+| lease live             |                                 | (it must not be deleted); any other: dropped |
+| check n, SENDING,      | check n, or any once final      | claimed (a conditional write on the lease),  |
+| lease over             |                                 | then the effects are sent                    |
+| check n, final, SENT   | anything                        | dropped: the task ended and was announced    |
+
+Only a crash between sending and marking repeats an effect: the completion event (and a callback,
+which Step Functions then refuses) at the end, or a successor when a copy of the request claims the
+lease of a finished invocation before the next check is committed — an extra message that loses its
+check's commit, never a second chain.
 """
 
 from __future__ import annotations
@@ -13,18 +34,34 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
+from ocr_poller.completion import completion_detail
 from ocr_poller.errors import Redeliver, Refused, RetryLater, UnusableAnswer
-from ocr_poller.model import Answer, Status, StoredResult, TaskRecord
+from ocr_poller.limits import (
+    MAX_FIELD_BYTES,
+    MAX_MESSAGE_BYTES,
+    MAX_REASON_BYTES,
+    MAX_RESULTS,
+    capped,
+    capped_messages,
+)
+from ocr_poller.model import Answer, Stage, Status, StoredResult, TaskRecord
 from ocr_poller.request import PollRequest, parse_body, parse_document
 from ocr_poller.schedule import Backoff
 
 ResultSink = Callable[[int, str, Iterator[bytes]], StoredResult]
 
+# Kept from the invocation's time for what follows a check: the commit, the successor, the batch response.
+CHECK_MARGIN_SECONDS = 10.0
+# Added to a lease for clocks that differ between Lambda hosts.
+CLOCK_SKEW_SECONDS = 5.0
+
 
 class Api(Protocol):
-    def check(self, endpoint: str, task_id: str, on_result: ResultSink) -> Answer[StoredResult]: ...
+    def check(
+        self, endpoint: str, task_id: str, on_result: ResultSink, *, until: float
+    ) -> Answer[StoredResult]: ...
 
 
 class ResultStore(Protocol):
@@ -36,9 +73,11 @@ class ResultStore(Protocol):
 class Records(Protocol):
     def get(self, task_id: str) -> TaskRecord | None: ...
 
-    def commit(self, record: TaskRecord, *, previous_attempts: int) -> bool: ...
+    def commit(self, record: TaskRecord) -> bool: ...
 
-    def mark_announced(self, task_id: str, attempts: int) -> None: ...
+    def claim(self, record: TaskRecord, *, now: float) -> bool: ...
+
+    def mark_sent(self, record: TaskRecord) -> None: ...
 
 
 class Queue(Protocol):
@@ -48,7 +87,17 @@ class Queue(Protocol):
 
 
 class Announcer(Protocol):
-    def announce(self, record: TaskRecord) -> None: ...
+    def announce(self, status: Status, detail: dict[str, Any]) -> None: ...
+
+
+class Callbacks(Protocol):
+    """Step Functions' task token callbacks; False when it refuses the token (timed out, unknown)."""
+
+    def heartbeat(self, token: str) -> bool: ...
+
+    def succeed(self, token: str, output: str) -> bool: ...
+
+    def fail(self, token: str, error: str, cause: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -60,10 +109,22 @@ class Collaborators:
     records: Records
     queue: Queue
     announcer: Announcer
+    callbacks: Callbacks
     backoff: Backoff
     deadline_seconds: float
     default_endpoint: str
     clock: Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What brought a request (an SQS message or an EventBridge event), and when its invocation ends."""
+
+    id: str  # the SQS message id (the same for every copy of a message) or the EventBridge event id
+    ends_at: float  # epoch seconds at which the invocation is stopped
+    # SQS: acknowledging any copy of a message deletes it for all of them. EventBridge: each copy of an
+    # event is its own invocation, retried by Lambda on its own.
+    from_queue: bool
 
 
 @dataclass(frozen=True)
@@ -72,12 +133,13 @@ class CheckResult:
 
     task_status: str | None = None
     results: tuple[StoredResult, ...] = ()
+    stored: tuple[StoredResult, ...] = ()  # every object the check wrote, kept as results or not
     error_messages: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     response_status_code: str | None = None
     failure: str | None = None  # a transient failure: no answer this time
     retry_after: float | None = None
-    undecodable: str | None = None  # a result could not be decoded: the task cannot succeed
+    unusable: str | None = None  # the answer can never yield the results: the task ends Error
 
 
 @dataclass(frozen=True)
@@ -92,8 +154,8 @@ class Decision:
 class Action(StrEnum):
     REQUEUED = "requeued"  # checked, still running: the successor is on the queue
     FINISHED = "finished"  # checked, ended: record final, event announced
-    DUPLICATE = "duplicate"  # another delivery made (or is making) this check: nothing more to do
-    RESUMED = "resumed"  # a redelivery finished the effects of a check that crashed half-way
+    DUPLICATE = "duplicate"  # another delivery made this check, or the chain moved on: nothing to do
+    RESUMED = "resumed"  # the effects of a check whose sender died were sent by this delivery
     REJECTED = "rejected"  # an invalid request, sent to the dead-letter queue
 
 
@@ -105,12 +167,8 @@ class Outcome:
     task_id: str | None = None
     record: TaskRecord | None = None
     delay_seconds: int | None = None
-    reason: str | None = None  # why a request was rejected or dropped
+    reason: str | None = None  # why a request was rejected or dropped, or a callback refused
     checked: bool = False  # the API was called
-
-
-MAX_MESSAGES = 20
-MAX_MESSAGE_CHARS = 2000  # the API's messages end up in a DynamoDB item (400 KB) and an event (256 KB)
 
 
 _RUNNING = {Status.PENDING.value: Status.PENDING, Status.PROCESSING.value: Status.PROCESSING}
@@ -119,20 +177,16 @@ _FINAL = {
     Status.ERROR.value: Status.ERROR,
     Status.NOT_EXIST.value: Status.NOT_EXIST,
 }
-
-
 _DEFAULT_MESSAGES = {
     Status.ERROR: ("the API reported an error without a message",),
     Status.NOT_EXIST: ("the API does not know this task: never submitted, or its results expired (24 h)",),
 }
-# Lambda's longest timeout: a check committed longer ago than this has no invocation left finishing it.
-SETTLE_SECONDS = 900.0
 
 
 def decide(check: CheckResult, *, elapsed: float, deadline: float) -> Decision:
     """Map one answer (or failure) to the contract's action; the deadline ends a chain still running."""
-    if check.undecodable is not None:
-        return Decision(Status.ERROR, requeue=False, error_messages=(check.undecodable,))
+    if check.unusable is not None:
+        return Decision(Status.ERROR, requeue=False, error_messages=(check.unusable,))
     status = _FINAL.get(check.task_status or "")
     if status is not None:
         messages = check.error_messages or _DEFAULT_MESSAGES.get(status, ())
@@ -146,92 +200,104 @@ def decide(check: CheckResult, *, elapsed: float, deadline: float) -> Decision:
     return Decision(running, requeue=True)
 
 
-def process_body(body: str, delivery_id: str, deps: Collaborators) -> Outcome:
+def process_body(body: str, delivery: Delivery, deps: Collaborators) -> Outcome:
     """Handle one SQS message body: validate it, then check the task once."""
     try:
         request = parse_body(body, default_endpoint=deps.default_endpoint)
     except Refused as exc:
         return _reject(body, str(exc), deps)
-    return check_once(request, delivery_id, deps)
+    return check_once(request, delivery, deps)
 
 
-def process_detail(detail: object, delivery_id: str, deps: Collaborators) -> Outcome:
+def process_detail(detail: object, delivery: Delivery, deps: Collaborators) -> Outcome:
     """Handle one EventBridge event's detail: validate it, then check the task once."""
     try:
         request = parse_document(detail, default_endpoint=deps.default_endpoint)
     except Refused as exc:
         return _reject(_as_text(detail), str(exc), deps)
-    return check_once(request, delivery_id, deps)
+    return check_once(request, delivery, deps)
 
 
-def check_once(request: PollRequest, delivery_id: str, deps: Collaborators) -> Outcome:
-    """Make exactly one status check of the task and carry out the action it leads to."""
+def check_once(request: PollRequest, delivery: Delivery, deps: Collaborators) -> Outcome:
+    """Make at most one status check of the task, ended before the invocation, and carry out its action."""
     previous = deps.records.get(request.task_id)
-    if previous is not None and (previous.attempts > request.attempt or previous.status.is_final):
-        return _after_commit(request, previous, delivery_id, deps)
+    if previous is not None and (previous.status.is_final or request.for_check <= previous.check_number):
+        return _made_already(request, previous, delivery, deps)
 
     checked_at = deps.clock()
-    # The record's first check, not the message's claim, bounds the chain: a message cannot move the deadline.
     first_check_at = checked_at if previous is None else previous.first_check_at
-    check = _check(request, deps)
+    check = _check(request, deps, until=delivery.ends_at - CHECK_MARGIN_SECONDS)
     decision = decide(check, elapsed=checked_at - first_check_at, deadline=deps.deadline_seconds)
-    record = _record(request, previous, check, decision, delivery_id, first_check_at, checked_at)
+    record = _record(request, previous, check, decision, delivery, first_check_at, checked_at)
 
-    if not deps.records.commit(record, previous_attempts=request.attempt):
+    if not deps.records.commit(record):
         winner = deps.records.get(request.task_id)
-        if winner is not None and winner.committed_by == delivery_id and not winner.announced:
-            # A copy of this same message won and has not sent its effects yet; if this copy were
-            # acknowledged, SQS could delete the message and a crash of the winner would end the chain.
-            raise Redeliver(f"check {record.attempts} of task {request.task_id} is still being finished")
-        return Outcome(
-            Action.DUPLICATE, request.task_id, winner, reason="another delivery made this check", checked=True
-        )
-    if check.undecodable is not None and check.results:
-        # What came before the undecodable result is no result either. Only the winner deletes: the
-        # keys are shared with any duplicate delivery of this check.
-        deps.results.delete(check.results)
-    return replace(_carry_out(request, record, deps, resumed=False), checked=True)
+        # Objects under the same keys are the winner's when its record lists them.
+        _delete_unlisted(check.stored, winner.results if winner else (), deps)
+        reason = f"another delivery made check {record.check_number}"
+        return Outcome(Action.DUPLICATE, request.task_id, winner, reason=reason, checked=True)
+    _delete_unlisted(check.stored, record.results, deps)
+    return replace(_send_effects(record, deps, resumed=False), checked=True)
 
 
-def _check(request: PollRequest, deps: Collaborators) -> CheckResult:
+def _made_already(
+    request: PollRequest, record: TaskRecord, delivery: Delivery, deps: Collaborators
+) -> Outcome:
+    """The record is at or past the check this request asks for: send that check's effects if they are due."""
+    if not record.status.is_final and request.for_check < record.check_number:
+        reason = f"the task is at check {record.check_number}; this request was for check {request.for_check}"
+        return Outcome(Action.DUPLICATE, request.task_id, record, reason=reason)
+    if record.stage is Stage.SENT:
+        return Outcome(Action.DUPLICATE, request.task_id, record, reason="the task ended and was announced")
+    now = deps.clock()
+    if now < record.lease_expires_at:
+        if delivery.from_queue and delivery.id == record.committed_by:
+            # A copy of the holder's own message: acknowledging it would delete the message the holder
+            # relies on, and a crash of the holder would then end the chain.
+            raise Redeliver(
+                f"check {record.check_number} of task {record.task_id} is being sent by another copy "
+                f"of this message for {record.lease_expires_at - now:.0f} s more"
+            )
+        # The holder's own message (or Lambda's retry of its event) covers a crash of the holder.
+        reason = f"check {record.check_number} is being sent by another delivery"
+        return Outcome(Action.DUPLICATE, request.task_id, record, reason=reason)
+    claimed = replace(record, committed_by=delivery.id, lease_expires_at=_lease_end(delivery))
+    if not deps.records.claim(claimed, now=now):
+        raise Redeliver(f"check {record.check_number} of task {record.task_id} changed while claiming it")
+    return _send_effects(claimed, deps, resumed=True)
+
+
+def _check(request: PollRequest, deps: Collaborators, *, until: float) -> CheckResult:
     stored: list[StoredResult] = []
 
     def store(index: int, result_type: str, chunks: Iterator[bytes]) -> StoredResult:
-        result = deps.results.put(request.task_id, index, _storable(result_type), chunks)
+        if index >= MAX_RESULTS:
+            raise UnusableAnswer(f"the answer holds more than {MAX_RESULTS} results")
+        result = deps.results.put(request.task_id, index, capped(result_type, MAX_FIELD_BYTES), chunks)
         stored.append(result)
         return result
 
     try:
-        answer = deps.api.check(request.endpoint, request.task_id, store)
+        answer = deps.api.check(request.endpoint, request.task_id, store, until=until)
     except RetryLater as exc:
-        return CheckResult(failure=exc.reason, retry_after=exc.retry_after)
+        reason = capped(exc.reason, MAX_REASON_BYTES)
+        return CheckResult(stored=tuple(stored), failure=reason, retry_after=exc.retry_after)
     except UnusableAnswer as exc:
-        return CheckResult(results=tuple(stored), undecodable=str(exc))
-    if answer.task_status not in _RUNNING and answer.task_status not in _FINAL:
-        return CheckResult(
-            failure=f"the answer has no known taskStatus ({_storable(str(answer.task_status))})"
-        )
+        return CheckResult(stored=tuple(stored), unusable=capped(str(exc), MAX_MESSAGE_BYTES))
     if answer.task_id not in (None, request.task_id):
-        return CheckResult(failure=f"the answer is for another task ({_storable(str(answer.task_id))})")
+        reason = f"the answer is for another task ({capped(answer.task_id, 100)})"
+        return CheckResult(stored=tuple(stored), failure=reason)
+    if answer.task_status not in _RUNNING and answer.task_status not in _FINAL:
+        reason = f"the answer has no known taskStatus ({capped(str(answer.task_status), 100)})"
+        return CheckResult(stored=tuple(stored), failure=reason)
     return CheckResult(
         task_status=answer.task_status,
         results=answer.results,
-        error_messages=_bounded(answer.error_messages),
-        warnings=_bounded(answer.warnings),
-        response_status_code=_storable(answer.response_status_code or "") or None,
+        stored=tuple(stored),
+        error_messages=capped_messages(answer.error_messages),
+        warnings=capped_messages(answer.warnings),
+        response_status_code=capped(answer.response_status_code or "", MAX_FIELD_BYTES) or None,
     )
-
-
-def _bounded(messages: tuple[str, ...]) -> tuple[str, ...]:
-    """At most MAX_MESSAGES messages of MAX_MESSAGE_CHARS each, storable."""
-    kept = tuple(_storable(message[:MAX_MESSAGE_CHARS]) for message in messages[:MAX_MESSAGES])
-    dropped = len(messages) - len(kept)
-    return kept + ((f"... and {dropped} more",) if dropped else ())
-
-
-def _storable(text: str) -> str:
-    """The API's text with lone surrogates (valid JSON, not UTF-8) replaced: S3 and DynamoDB refuse them."""
-    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _record(
@@ -239,7 +305,7 @@ def _record(
     previous: TaskRecord | None,
     check: CheckResult,
     decision: Decision,
-    delivery_id: str,
+    delivery: Delivery,
     first_check_at: float,
     checked_at: float,
 ) -> TaskRecord:
@@ -249,10 +315,13 @@ def _record(
         task_id=request.task_id,
         endpoint=request.endpoint,
         status=status,
-        attempts=request.attempt + 1,
+        check_number=(previous.check_number if previous else 0) + 1,
         first_check_at=first_check_at,
         last_check_at=checked_at,
-        committed_by=delivery_id,
+        committed_by=delivery.id,
+        lease_expires_at=_lease_end(delivery),
+        # The token that started the chain stays; a chain started without one takes the first one seen.
+        task_token=(previous.task_token if previous else None) or request.task_token,
         results=check.results if status is Status.COMPLETED else (),
         error_messages=decision.error_messages,
         warnings=check.warnings,
@@ -263,30 +332,33 @@ def _record(
     )
 
 
-def _after_commit(request: PollRequest, record: TaskRecord, delivery_id: str, deps: Collaborators) -> Outcome:
-    """A check this request asks for was already made: finish its effects if they are still missing.
-
-    They are missing when the record is not marked `announced`; this request may finish them when it is
-    the very message that made the check (SQS redelivers with the same id), or when that check is too
-    old for any invocation to still be at work on it (a message redriven from the DLQ gets a new id).
-    """
-    if record.attempts != request.attempt + 1:
-        reason = f"the task is at check {record.attempts} ({record.status}); this request was for check "
-        return Outcome(Action.DUPLICATE, request.task_id, record, reason=f"{reason}{request.attempt + 1}")
-    if record.announced:
-        return Outcome(Action.DUPLICATE, request.task_id, record, reason="this check's effects were sent")
-    if record.committed_by != delivery_id and deps.clock() - record.last_check_at < SETTLE_SECONDS:
-        return Outcome(Action.DUPLICATE, request.task_id, record, reason="another delivery is finishing it")
-    return _carry_out(request, record, deps, resumed=True)
+def _lease_end(delivery: Delivery) -> float:
+    """Until when a delivery's invocation may still be sending the effects of the check it holds."""
+    return delivery.ends_at + CLOCK_SKEW_SECONDS
 
 
-def _carry_out(request: PollRequest, record: TaskRecord, deps: Collaborators, *, resumed: bool) -> Outcome:
-    """Send the successor, or announce the end; then mark the record so that neither happens twice."""
+def _delete_unlisted(
+    stored: Sequence[StoredResult], listed: Sequence[StoredResult], deps: Collaborators
+) -> None:
+    """Delete what a check wrote under the task's prefix that the record does not list."""
+    keys = {result.key for result in listed}
+    stray = [result for result in stored if result.key not in keys]
+    if stray:
+        deps.results.delete(stray)
+
+
+def _send_effects(record: TaskRecord, deps: Collaborators, *, resumed: bool) -> Outcome:
+    """The committed check's effects: successor and heartbeat, or callback, event and mark."""
     if record.status.is_final:
-        deps.announcer.announce(record)
-        deps.records.mark_announced(record.task_id, record.attempts)
+        detail = completion_detail(record)
+        # The callback before the event: a repeat after a crash is refused by Step Functions, not doubled.
+        token = record.task_token
+        refused = token is not None and not _call_back(token, record, detail, deps)
+        deps.announcer.announce(record.status, detail)
+        deps.records.mark_sent(record)
         action = Action.RESUMED if resumed else Action.FINISHED
-        return Outcome(action, record.task_id, replace(record, announced=True))
+        reason = "Step Functions refused the task token" if refused else None
+        return Outcome(action, record.task_id, replace(record, stage=Stage.SENT), reason=reason)
     now = deps.clock()
     delay = deps.backoff.delay(
         elapsed=record.last_check_at - record.first_check_at,
@@ -295,12 +367,20 @@ def _carry_out(request: PollRequest, record: TaskRecord, deps: Collaborators, *,
         retry_after=record.retry_after,
         remaining=record.first_check_at + deps.deadline_seconds - now,
     )
-    successor = PollRequest(request.task_id, request.endpoint, record.attempts, record.first_check_at)
+    successor = PollRequest(record.task_id, record.endpoint, record.check_number + 1, record.task_token)
     deps.queue.send(successor, delay)
-    # Marked, so that any later redelivery of this message (not only one after a crash) sends no second one.
-    deps.records.mark_announced(record.task_id, record.attempts)
+    refused = record.task_token is not None and not deps.callbacks.heartbeat(record.task_token)
     action = Action.RESUMED if resumed else Action.REQUEUED
-    return Outcome(action, record.task_id, replace(record, announced=True), delay_seconds=delay)
+    reason = "Step Functions refused the heartbeat's task token" if refused else None
+    return Outcome(action, record.task_id, record, delay_seconds=delay, reason=reason)
+
+
+def _call_back(token: str, record: TaskRecord, detail: dict[str, Any], deps: Collaborators) -> bool:
+    """Tell the waiting workflow how the task ended; False when Step Functions refuses the token."""
+    if record.status is Status.COMPLETED:
+        return deps.callbacks.succeed(token, json.dumps(detail, ensure_ascii=False))
+    cause = "\n".join(record.error_messages) or record.status.value
+    return deps.callbacks.fail(token, f"OCR.{record.status.value}", cause)
 
 
 def _reject(body: str, reason: str, deps: Collaborators) -> Outcome:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ocr_poller.errors import Refused
@@ -32,7 +31,9 @@ _ENDPOINTS_BY_LOWER = {name.lower(): name for name in ENDPOINTS}
 # Task ids go into a URL query and an S3 key: letters, digits, '-' and '_' only (Aspose issues UUIDs).
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 MAX_BODY_BYTES = 8 * 1024
-MAX_ATTEMPT = 100_000
+MAX_TASK_TOKEN_CHARS = 2048  # Step Functions' own limit on a task token
+# A hint can claim any check up to this; the record decides which check is made (CONTRACT.md section 3).
+MAX_CHECK_HINT = 10**9
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,18 @@ class PollRequest:
 
     task_id: str
     endpoint: str
-    attempt: int = 0  # checks already made for this task; the next check is number attempt + 1
-    first_check_at: float | None = None  # epoch seconds of the first check, None before it
+    for_check: int = 1  # the check this request asks for: a hint, the task record decides
+    task_token: str | None = field(default=None, repr=False)  # a Step Functions task token, carried along
 
     def to_message(self) -> dict[str, Any]:
-        """The JSON body re-queued on the poll queue."""
-        message: dict[str, Any] = {"taskId": self.task_id, "endpoint": self.endpoint, "attempt": self.attempt}
-        if self.first_check_at is not None:
-            message["firstCheckAt"] = self.first_check_at
+        """The JSON body re-queued on the poll queue; `attempt` counts the checks made before this one."""
+        message: dict[str, Any] = {
+            "taskId": self.task_id,
+            "endpoint": self.endpoint,
+            "attempt": self.for_check - 1,
+        }
+        if self.task_token is not None:
+            message["taskToken"] = self.task_token
         return message
 
 
@@ -80,8 +85,8 @@ def parse_document(document: object, *, default_endpoint: str) -> PollRequest:
     return PollRequest(
         task_id=task_id,
         endpoint=_endpoint(document.get("endpoint"), default_endpoint),
-        attempt=_attempt(document.get("attempt", 0)),
-        first_check_at=_first_check_at(document.get("firstCheckAt")),
+        for_check=_checks_made(document.get("attempt", 0)) + 1,
+        task_token=_task_token(document.get("taskToken")),
     )
 
 
@@ -96,18 +101,18 @@ def _endpoint(value: object, default_endpoint: str) -> str:
     return default_endpoint if value is None else canonical_endpoint(value)
 
 
-def _attempt(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ATTEMPT:
+def _checks_made(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_CHECK_HINT:
         raise Refused(f"attempt {_preview(value)} is not a count of checks")
     return value
 
 
-def _first_check_at(value: object) -> float | None:
+def _task_token(value: object) -> str | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise Refused(f"firstCheckAt {_preview(value)} is not an epoch time")
-    return float(value)
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_TASK_TOKEN_CHARS:
+        raise Refused(f"taskToken must be a string of 1 to {MAX_TASK_TOKEN_CHARS} characters")
+    return value
 
 
 def _preview(value: object) -> str:

@@ -17,6 +17,7 @@ from ocr_poller.adapters.dynamodb import DynamoRecords
 from ocr_poller.adapters.eventbridge import EventBridgeAnnouncer
 from ocr_poller.adapters.s3 import S3ResultStore
 from ocr_poller.adapters.sqs import SqsPollQueue
+from ocr_poller.adapters.stepfunctions import StepFunctionsCallbacks
 from ocr_poller.config import Settings
 from ocr_poller.errors import ConfigError
 from ocr_poller.poll import Collaborators
@@ -95,6 +96,7 @@ def build_collaborators(settings: Settings) -> Collaborators:
         announcer=EventBridgeAnnouncer(
             settings.event_bus_name, client=session.client("events", config=aws_config)
         ),
+        callbacks=StepFunctionsCallbacks(client=session.client("stepfunctions", config=aws_config)),
         backoff=Backoff(
             initial=settings.poll_initial_delay_seconds,
             maximum=settings.poll_max_delay_seconds,

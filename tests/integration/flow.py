@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
+VISIBILITY_TIMEOUT_SECONDS = 1800  # the poll queue's, as in template.yaml
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -93,6 +94,13 @@ def sqs(stack: Stack, endpoint_url: str) -> SQSClient:
 def handle(event: dict[str, Any]) -> Any:
     """Invoke the handler as Lambda does, with a fresh context."""
     return handler.lambda_handler(event, LocalContext())
+
+
+def handle_later(monkeypatch: pytest.MonkeyPatch, event: dict[str, Any]) -> Any:
+    """Invoke the handler as SQS's redelivery of a failed message would: after the visibility timeout."""
+    clock = handler.real_wiring().collaborators.clock
+    rewire(monkeypatch, clock=lambda: clock() + VISIBILITY_TIMEOUT_SECONDS)
+    return handle(event)
 
 
 def redeliver(stack: Stack, endpoint_url: str, messages: list[MessageTypeDef]) -> Any:

@@ -7,10 +7,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
-from ocr_poller.adapters._answer_stream import Answer
 from ocr_poller.adapters.s3 import result_format, result_key
-from ocr_poller.model import StoredResult, TaskRecord
-from ocr_poller.poll import Collaborators, ResultSink
+from ocr_poller.model import Answer, Stage, Status, StoredResult, TaskRecord
+from ocr_poller.poll import Collaborators, Delivery, ResultSink
 from ocr_poller.request import PollRequest
 from ocr_poller.schedule import Backoff
 
@@ -31,9 +30,13 @@ class FakeApi:
 
     script: list[Reply | Exception]
     calls: list[tuple[str, str]] = field(default_factory=list)
+    untils: list[float] = field(default_factory=list)
 
-    def check(self, endpoint: str, task_id: str, on_result: ResultSink) -> Answer[StoredResult]:
+    def check(
+        self, endpoint: str, task_id: str, on_result: ResultSink, *, until: float
+    ) -> Answer[StoredResult]:
         self.calls.append((endpoint, task_id))
+        self.untils.append(until)
         step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         if isinstance(step, Exception):
             raise step
@@ -69,17 +72,33 @@ class MemoryRecords:
     def get(self, task_id: str) -> TaskRecord | None:
         return self.items.get(task_id)
 
-    def commit(self, record: TaskRecord, *, previous_attempts: int) -> bool:
+    def commit(self, record: TaskRecord) -> bool:
         current = self.items.get(record.task_id)
-        if self.lose_next_commit or (current is not None and current.attempts != previous_attempts):
+        previous = current.check_number if current else 0
+        if self.lose_next_commit or previous != record.check_number - 1:
             self.lose_next_commit = False
             return False
         self.items[record.task_id] = record
         return True
 
-    def mark_announced(self, task_id: str, attempts: int) -> None:
-        if self.items[task_id].attempts == attempts:
-            self.items[task_id] = replace(self.items[task_id], announced=True)
+    def claim(self, record: TaskRecord, *, now: float) -> bool:
+        current = self.items.get(record.task_id)
+        if (
+            current is None
+            or current.check_number != record.check_number
+            or current.stage is not Stage.SENDING
+            or current.lease_expires_at > now
+        ):
+            return False
+        self.items[record.task_id] = replace(
+            current, lease_expires_at=record.lease_expires_at, committed_by=record.committed_by
+        )
+        return True
+
+    def mark_sent(self, record: TaskRecord) -> None:
+        current = self.items[record.task_id]
+        if current.check_number == record.check_number:
+            self.items[record.task_id] = replace(current, stage=Stage.SENT)
 
 
 @dataclass
@@ -97,10 +116,30 @@ class MemoryQueue:
 
 @dataclass
 class MemoryAnnouncer:
-    announced: list[TaskRecord] = field(default_factory=list)
+    announced: list[tuple[Status, dict[str, Any]]] = field(default_factory=list)
 
-    def announce(self, record: TaskRecord) -> None:
-        self.announced.append(record)
+    def announce(self, status: Status, detail: dict[str, Any]) -> None:
+        self.announced.append((status, detail))
+
+
+@dataclass
+class MemoryCallbacks:
+    """Step Functions' side: the calls made, and the tokens it refuses."""
+
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    refused: set[str] = field(default_factory=set)
+
+    def heartbeat(self, token: str) -> bool:
+        self.calls.append(("heartbeat", token))
+        return token not in self.refused
+
+    def succeed(self, token: str, output: str) -> bool:
+        self.calls.append(("succeed", token, output))
+        return token not in self.refused
+
+    def fail(self, token: str, error: str, cause: str) -> bool:
+        self.calls.append(("fail", token, error, cause))
+        return token not in self.refused
 
 
 @dataclass
@@ -120,8 +159,17 @@ class World:
     records: MemoryRecords = field(default_factory=MemoryRecords)
     queue: MemoryQueue = field(default_factory=MemoryQueue)
     announcer: MemoryAnnouncer = field(default_factory=MemoryAnnouncer)
+    callbacks: MemoryCallbacks = field(default_factory=MemoryCallbacks)
     clock: Clock = field(default_factory=Clock)
     deadline_seconds: float = 86_400
+
+    def sqs(self, message_id: str) -> Delivery:
+        """A delivery by SQS in an invocation starting now, with Lambda's 300 s timeout."""
+        return Delivery(message_id, self.clock.now + 300, from_queue=True)
+
+    def event(self, event_id: str) -> Delivery:
+        """A delivery by EventBridge in an invocation starting now."""
+        return Delivery(event_id, self.clock.now + 300, from_queue=False)
 
     @property
     def deps(self) -> Collaborators:
@@ -131,11 +179,30 @@ class World:
             records=self.records,
             queue=self.queue,
             announcer=self.announcer,
+            callbacks=self.callbacks,
             backoff=Backoff(jitter=0.0),
             deadline_seconds=self.deadline_seconds,
             default_endpoint="RecognizeLabel",
             clock=self.clock,
         )
+
+
+class Stale:
+    """Records whose reads return what another delivery read earlier; writes go to the real ones."""
+
+    def __init__(self, inner: MemoryRecords, seen: TaskRecord | None) -> None:
+        self._inner = inner
+        self._seen = seen
+        self._read = False
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        if self._read:
+            return self._inner.get(task_id)
+        self._read = True
+        return self._seen
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 class Crash(RuntimeError):

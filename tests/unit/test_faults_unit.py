@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ocr_poller.adapters.aspose import Credentials
+from ocr_poller.errors import Redeliver
 from ocr_poller.poll import Action, Outcome, process_body, process_detail
 from ocr_poller.request import ENDPOINTS, MAX_BODY_BYTES
 from tests.unit.fakes import Crash, CrashOnce, FakeApi, Reply, World
@@ -19,6 +20,7 @@ from tests.unit.fakes import Crash, CrashOnce, FakeApi, Reply, World
 TASK = "c4b60313-4f78-45f8-b708-069eb98dc22e"
 BODY = json.dumps({"taskId": TASK, "endpoint": "RecognizeLabel"})
 COMPLETED = Reply("Completed", [("Text", b"label text")], code="Ok")
+VISIBILITY_TIMEOUT_SECONDS = 1800  # the poll queue's, as in template.yaml
 PENDING = Reply("Pending", code="NotReady")
 
 # What may reach a URL query or an S3 key, stated independently of request.py: a plain identifier.
@@ -120,7 +122,7 @@ def test_any_body_is_rejected_or_checked_and_nothing_escapes(body: str) -> None:
     # Given
     world = World(FakeApi([COMPLETED]))
     # When
-    outcome = process_body(body, "m1", world.deps)
+    outcome = process_body(body, world.sqs("m1"), world.deps)
     # Then
     if outcome.action is Action.REJECTED:
         assert_rejected_untouched(outcome, world, body)
@@ -133,7 +135,7 @@ def test_valid_request_is_checked_at_its_canonical_endpoint(request: dict[str, A
     # Given
     world = World(FakeApi([COMPLETED]))
     # When
-    outcome = process_body(json.dumps(request), "m1", world.deps)
+    outcome = process_body(json.dumps(request), world.sqs("m1"), world.deps)
     # Then
     assert_checked_safely(outcome, world)
     expected_endpoint = request.get("endpoint", "RecognizeLabel").lower()
@@ -147,7 +149,7 @@ def test_invalid_body_is_rejected_before_the_api(body: str) -> None:
     # Given
     world = World(FakeApi([COMPLETED]))
     # When
-    outcome = process_body(body, "m1", world.deps)
+    outcome = process_body(body, world.sqs("m1"), world.deps)
     # Then
     assert_rejected_untouched(outcome, world, body)
 
@@ -157,7 +159,7 @@ def test_any_eventbridge_detail_is_rejected_or_checked(detail: object) -> None:
     # Given
     world = World(FakeApi([COMPLETED]))
     # When
-    outcome = process_detail(detail, "event-1", world.deps)
+    outcome = process_detail(detail, world.event("event-1"), world.deps)
     # Then
     if outcome.action is Action.REJECTED:
         assert_rejected_untouched(outcome, world, json.dumps(detail))
@@ -185,7 +187,7 @@ def test_hostile_ids_and_endpoints_never_reach_a_url_or_a_key(request_fields: di
     world = World(FakeApi([COMPLETED]))
     body = json.dumps(request_fields)
     # When
-    outcome = process_body(body, "m1", world.deps)
+    outcome = process_body(body, world.sqs("m1"), world.deps)
     # Then
     assert_rejected_untouched(outcome, world, body)
 
@@ -218,9 +220,10 @@ def test_redelivery_after_a_crash_finishes_the_check_once(
     world = World(FakeApi([reply]))
     deps = replace(world.deps, **{adapter: CrashOnce(getattr(world, adapter), method)})
     with pytest.raises(Crash):
-        process_body(BODY, "m1", deps)
-    # When SQS redelivers the same message
-    outcome = process_body(BODY, "m1", deps)
+        process_body(BODY, world.sqs("m1"), deps)
+    # When SQS redelivers the same message after its visibility timeout
+    world.clock.now += VISIBILITY_TIMEOUT_SECONDS
+    outcome = process_body(BODY, world.sqs("m1"), deps)
     # Then the check's effects are complete, each exactly once
     assert outcome.action is action and len(world.api.calls) == checks
     record = world.records.items[TASK]
@@ -228,7 +231,9 @@ def test_redelivery_after_a_crash_finishes_the_check_once(
         assert len(world.announcer.announced) == 1 and world.queue.sent == []
         assert list(world.results.objects) == [result.key for result in record.results]
     else:
-        assert [request.attempt for request, _ in world.queue.sent] == [1] and world.announcer.announced == []
+        assert [request.for_check for request, _ in world.queue.sent] == [
+            2
+        ] and world.announcer.announced == []
 
 
 @pytest.mark.parametrize(
@@ -240,10 +245,16 @@ def test_repeated_deliveries_of_a_request_make_one_check_and_one_successor(
 ) -> None:
     # Given
     world = World(FakeApi([reply]))
-    # When the request is delivered three times, one after the other
-    actions = [process_body(BODY, delivery_id, world.deps).action for delivery_id in delivery_ids]
-    # Then
-    assert actions[1:] == [Action.DUPLICATE, Action.DUPLICATE]
+    # When the request is delivered three times, one after the other, within the first one's invocation
+    outcomes: list[Action | str] = []
+    for delivery_id in delivery_ids:
+        try:
+            outcomes.append(process_body(BODY, world.sqs(delivery_id), world.deps).action)
+        except Redeliver:
+            outcomes.append("redeliver")
+    # Then a copy of the message whose check is still being sent comes back later; others are dropped
+    copies_wait = reply is PENDING and delivery_ids[1] == delivery_ids[0]
+    assert outcomes[1:] == ["redeliver"] * 2 if copies_wait else [Action.DUPLICATE] * 2
     assert len(world.api.calls) == 1
     assert len(world.queue.sent) + len(world.announcer.announced) == 1
 
@@ -251,12 +262,12 @@ def test_repeated_deliveries_of_a_request_make_one_check_and_one_successor(
 def test_a_duplicate_successor_is_dropped_by_the_next_checks_conditional_write() -> None:
     # Given check 1 made, and its successor on the queue twice (a producer retry or an SQS duplicate)
     world = World(FakeApi([PENDING]))
-    process_body(BODY, "m1", world.deps)
+    process_body(BODY, world.sqs("m1"), world.deps)
     [(successor, _)] = world.queue.sent
     body = json.dumps(successor.to_message())
     # When both copies are delivered
-    first = process_body(body, "s1", world.deps)
-    second = process_body(body, "s1-copy", world.deps)
+    first = process_body(body, world.sqs("s1"), world.deps)
+    second = process_body(body, world.sqs("s1-copy"), world.deps)
     # Then one made check 2, the other nothing
     assert (first.action, second.action) == (Action.REQUEUED, Action.DUPLICATE)
-    assert [request.attempt for request, _ in world.queue.sent] == [1, 2] and len(world.api.calls) == 2
+    assert [request.for_check for request, _ in world.queue.sent] == [2, 3] and len(world.api.calls) == 2

@@ -25,7 +25,7 @@ def test_endpoint_is_matched_case_insensitively_and_normalised() -> None:
 
 def test_requeued_message_round_trips() -> None:
     # Given
-    request = PollRequest("abc", "DjVu2PDF", attempt=7, first_check_at=1700000000.5)
+    request = PollRequest("abc", "DjVu2PDF", for_check=8, task_token="AQCEAAAAKgAAAA...")
     # When
     parsed = parse_body(json.dumps(request.to_message()), default_endpoint="RecognizeLabel")
     # Then
@@ -47,8 +47,8 @@ def test_requeued_message_round_trips() -> None:
         ('{"taskId": "a", "endpoint": 3}', "not a v5 result endpoint"),
         ('{"taskId": "a", "attempt": -1}', "not a count"),
         ('{"taskId": "a", "attempt": true}', "not a count"),
-        ('{"taskId": "a", "firstCheckAt": "yesterday"}', "not an epoch"),
-        ('{"taskId": "a", "firstCheckAt": 1e999}', "not an epoch"),
+        ('{"taskId": "a", "taskToken": 42}', "taskToken"),
+        ('{"taskId": "a", "taskToken": ""}', "taskToken"),
         ('{"taskId": "' + "a" * 9000 + '"}', "larger than"),
     ],
 )

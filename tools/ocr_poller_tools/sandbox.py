@@ -15,7 +15,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import SafeConstructor
 from ruamel.yaml.nodes import Node, ScalarNode, SequenceNode
 
-from ocr_poller.adapters.eventbridge import SOURCE as COMPLETION_EVENT_SOURCE
+from ocr_poller.completion import SOURCE as COMPLETION_EVENT_SOURCE
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer

@@ -20,6 +20,7 @@ from ocr_poller.model import Answer, StoredResult
 from ocr_poller.poll import ResultSink
 
 READ_CHUNK_BYTES = 64 * 1024
+READ_TIMEOUT_SECONDS = 30.0  # the longest silence of the API within a check
 TOKEN_REFRESH_MARGIN_SECONDS = 60
 SUBMIT_READ_TIMEOUT_SECONDS = 120.0  # a submission uploads the whole file
 MAX_RETRY_AFTER_SECONDS = 86_400.0  # Aspose keeps results a day; longer waits are meaningless
@@ -71,18 +72,33 @@ class AsposeApi:
         self._base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._http = http or urllib3.PoolManager(maxsize=10)
-        self._timeout = timeout or urllib3.Timeout(connect=5.0, read=30.0)
+        self._timeout = timeout or urllib3.Timeout(connect=5.0, read=READ_TIMEOUT_SECONDS)
+        read = self._timeout.read_timeout
+        self._read_timeout = read if isinstance(read, float | int) else READ_TIMEOUT_SECONDS
         self._clock = clock
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
 
-    def check(self, endpoint: str, task_id: str, on_result: ResultSink) -> Answer[StoredResult]:
-        """One GET of the task's answer, results streamed to on_result; a 401 renews the token once."""
+    def check(
+        self, endpoint: str, task_id: str, on_result: ResultSink, *, until: float
+    ) -> Answer[StoredResult]:
+        """One GET of the task's answer, results streamed to on_result; a 401 renews the token once.
+
+        until: epoch seconds by which the check is over, whatever the API sends or withholds.
+        """
         url = f"{self._base_url}/v5.0/ocr/{quote(endpoint)}?id={quote(task_id)}"
-        response = self._authorized(lambda token: self._request("GET", url, token, preload_content=False))
+        response = self._authorized(
+            lambda token: self._request(
+                "GET",
+                url,
+                token,
+                preload_content=False,
+                read_timeout=min(self._read_timeout, _time_left(until)),
+            )
+        )
         try:
             _raise_for_status(response)
-            answer = _read(_body(response), on_result)
+            answer = _read(_body(response, until), on_result)
             response.drain_conn()  # the few bytes after the JSON, so the connection can be reused
         finally:
             _discard(response)
@@ -199,12 +215,22 @@ def _read(body: Iterator[bytes], on_result: ResultSink) -> Answer[StoredResult]:
         raise UnusableAnswer(f"the answer cannot be decoded: {exc}") from exc
 
 
-def _body(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    """The body in chunks; a broken read is the API's failure, kept apart from errors of the results' sink."""
+def _body(response: urllib3.BaseHTTPResponse, until: float) -> Iterator[bytes]:
+    """The body in chunks until `until`; a broken read is the API's failure, not the results' sink's."""
     try:
-        yield from response.stream(READ_CHUNK_BYTES)
+        for chunk in response.stream(READ_CHUNK_BYTES):
+            _time_left(until)
+            yield chunk
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise RetryLater(f"reading the answer failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _time_left(until: float) -> float:
+    """Seconds left for the check; RetryLater when none are."""
+    left = until - time.time()
+    if left <= 0:
+        raise RetryLater("the check ran out of the invocation's time")
+    return left
 
 
 def _discard(response: urllib3.BaseHTTPResponse) -> None:

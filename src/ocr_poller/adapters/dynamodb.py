@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
 
-from ocr_poller.model import Status, StoredResult, TaskRecord
+from ocr_poller.errors import Redeliver
+from ocr_poller.model import Stage, Status, StoredResult, TaskRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -25,25 +28,27 @@ def to_item(record: TaskRecord, *, retention_days: int) -> dict[str, Any]:
         "taskId": record.task_id,
         "endpoint": record.endpoint,
         "status": record.status.value,
-        "attempts": record.attempts,
+        "attempts": record.check_number,
         "firstCheckAt": _iso(record.first_check_at),
         "lastCheckAt": _iso(record.last_check_at),
-        "firstCheckEpoch": Decimal(str(record.first_check_at)),
-        "lastCheckEpoch": Decimal(str(record.last_check_at)),
+        "firstCheckEpoch": _number(record.first_check_at),
+        "lastCheckEpoch": _number(record.last_check_at),
         "committedBy": record.committed_by,
+        "stage": record.stage.value,
+        "leaseExpiresAt": _number(record.lease_expires_at),
         "transientFailures": record.transient_failures,
-        "announced": record.announced,
         # DynamoDB's TTL removes the record this long after its last check.
         "expiresAt": int(record.last_check_at) + retention_days * 86_400,
     }
     if record.status.is_final:
         item["results"] = [result.to_dict() for result in record.results]
     optional: dict[str, Any] = {
+        "taskToken": record.task_token,
         "errorMessages": list(record.error_messages),
         "warnings": list(record.warnings),
         "responseStatusCode": record.response_status_code,
         "lastError": record.last_error,
-        "retryAfter": None if record.retry_after is None else Decimal(str(record.retry_after)),
+        "retryAfter": None if record.retry_after is None else _number(record.retry_after),
     }
     item.update({name: value for name, value in optional.items() if value})
     return item
@@ -55,33 +60,36 @@ def from_item(item: dict[str, Any]) -> TaskRecord:
         task_id=item["taskId"],
         endpoint=item["endpoint"],
         status=Status(item["status"]),
-        attempts=int(item["attempts"]),
+        check_number=int(item["attempts"]),
         first_check_at=float(item["firstCheckEpoch"]),
         last_check_at=float(item["lastCheckEpoch"]),
         committed_by=item["committedBy"],
-        results=tuple(
-            StoredResult(
-                type=result["type"],
-                bucket=result["bucket"],
-                key=result["key"],
-                content_type=result["contentType"],
-                size=int(result["size"]),
-                sha256=result["sha256"],
-            )
-            for result in item.get("results", [])
-        ),
+        stage=Stage(item["stage"]),
+        lease_expires_at=float(item["leaseExpiresAt"]),
+        task_token=item.get("taskToken"),
+        results=tuple(_result(result) for result in item.get("results", [])),
         error_messages=tuple(item.get("errorMessages", [])),
         warnings=tuple(item.get("warnings", [])),
         response_status_code=item.get("responseStatusCode"),
         last_error=item.get("lastError"),
         transient_failures=int(item.get("transientFailures", 0)),
         retry_after=float(item["retryAfter"]) if "retryAfter" in item else None,
-        announced=bool(item.get("announced", False)),
+    )
+
+
+def _result(entry: dict[str, Any]) -> StoredResult:
+    return StoredResult(
+        type=entry["type"],
+        bucket=entry["bucket"],
+        key=entry["key"],
+        content_type=entry["contentType"],
+        size=int(entry["size"]),
+        sha256=entry["sha256"],
     )
 
 
 class DynamoRecords:
-    """Reads and conditionally writes task records."""
+    """Reads and conditionally writes task records; DynamoDB's failures become `Redeliver`."""
 
     def __init__(self, table: str, *, retention_days: int = 30, client: DynamoDBClient | None = None) -> None:
         self._table = table
@@ -95,40 +103,86 @@ class DynamoRecords:
 
     def item(self, task_id: str) -> dict[str, Any] | None:
         """The task's item as plain values (Decimal numbers), read consistently."""
-        response = self._dynamodb.get_item(TableName=self._table, Key=_key(task_id), ConsistentRead=True)
+        with _translated("GetItem"):
+            response = self._dynamodb.get_item(TableName=self._table, Key=_key(task_id), ConsistentRead=True)
         if "Item" not in response:
             return None
         return {name: _deserializer.deserialize(value) for name, value in response["Item"].items()}
 
-    def commit(self, record: TaskRecord, *, previous_attempts: int) -> bool:
+    def commit(self, record: TaskRecord) -> bool:
         """Write the record of a check unless another delivery already made it (False then)."""
         item = to_item(record, retention_days=self._retention_days)
-        try:
-            self._dynamodb.put_item(
+        return self._conditionally(
+            "PutItem",
+            lambda: self._dynamodb.put_item(
                 TableName=self._table,
                 Item={name: _serializer.serialize(value) for name, value in item.items()},
+                # Check 1 finds no record (no record holds attempts = 0); check n finds check n - 1.
                 ConditionExpression="attribute_not_exists(taskId) OR attempts = :previous",
-                ExpressionAttributeValues={":previous": {"N": str(previous_attempts)}},
-            )
-        except self._dynamodb.exceptions.ConditionalCheckFailedException:
-            return False
+                ExpressionAttributeValues={":previous": {"N": str(record.check_number - 1)}},
+            ),
+        )
+
+    def claim(self, record: TaskRecord, *, now: float) -> bool:
+        """Take over the effects of a check whose lease ran out (False if the record moved meanwhile)."""
+        return self._conditionally(
+            "UpdateItem",
+            lambda: self._dynamodb.update_item(
+                TableName=self._table,
+                Key=_key(record.task_id),
+                UpdateExpression="SET leaseExpiresAt = :lease, committedBy = :by",
+                ConditionExpression="attempts = :check AND stage = :sending AND leaseExpiresAt <= :now",
+                ExpressionAttributeValues={
+                    ":lease": {"N": str(_number(record.lease_expires_at))},
+                    ":by": {"S": record.committed_by},
+                    ":check": {"N": str(record.check_number)},
+                    ":sending": {"S": Stage.SENDING.value},
+                    ":now": {"N": str(_number(now))},
+                },
+            ),
+        )
+
+    def mark_sent(self, record: TaskRecord) -> None:
+        """Note that the final check's callback and event went out, so no later delivery sends them again."""
+        self._conditionally(
+            "UpdateItem",
+            lambda: self._dynamodb.update_item(
+                TableName=self._table,
+                Key=_key(record.task_id),
+                UpdateExpression="SET stage = :sent",
+                ConditionExpression="attempts = :check",
+                ExpressionAttributeValues={
+                    ":sent": {"S": Stage.SENT.value},
+                    ":check": {"N": str(record.check_number)},
+                },
+            ),
+        )
+
+    def _conditionally(self, operation: str, write: Callable[[], object]) -> bool:
+        """Run a conditional write: False when its condition failed."""
+        with _translated(operation):
+            try:
+                write()
+            except self._dynamodb.exceptions.ConditionalCheckFailedException:
+                return False
         return True
 
-    def mark_announced(self, task_id: str, attempts: int) -> None:
-        """Note that check `attempts` sent its successor or its event, so a redelivery sends neither again."""
-        # A later check may already have replaced the record; its own effects are not this check's to mark.
-        with suppress(self._dynamodb.exceptions.ConditionalCheckFailedException):
-            self._dynamodb.update_item(
-                TableName=self._table,
-                Key=_key(task_id),
-                UpdateExpression="SET announced = :true",
-                ConditionExpression="attempts = :attempts",
-                ExpressionAttributeValues={":true": {"BOOL": True}, ":attempts": {"N": str(attempts)}},
-            )
+
+@contextmanager
+def _translated(operation: str) -> Iterator[None]:
+    """DynamoDB's failures as the poller's: the record fails and SQS delivers it again."""
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        raise Redeliver(f"DynamoDB {operation} failed: {exc}") from exc
 
 
 def _key(task_id: str) -> dict[str, Any]:
     return {"taskId": {"S": task_id}}
+
+
+def _number(value: float) -> Decimal:
+    return Decimal(str(value))
 
 
 def _iso(epoch: float) -> str:
