@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 
 from ocr_poller.errors import ConfigError, Refused
 from ocr_poller.request import canonical_endpoint
+from ocr_poller.schedule import SQS_MAX_DELAY_SECONDS, Backoff
 
 N = TypeVar("N", int, float)
 
-SQS_MAX_DELAY_SECONDS = 900
 DEFAULT_ASPOSE_BASE_URL = "https://api.aspose.cloud"
 
 
@@ -29,10 +29,11 @@ class Settings:
     aspose_credentials_secret: str | None = None
     aspose_client_id: str | None = None
     aspose_client_secret: str | None = field(default=None, repr=False)
-    poll_initial_delay_seconds: int = 2
-    poll_max_delay_seconds: int = SQS_MAX_DELAY_SECONDS
-    poll_deadline_seconds: int = 86_400
-    poll_lag_ratio: float = 0.25
+    # The schedule's defaults are the delay policy's own.
+    poll_initial_delay_seconds: int = Backoff.initial
+    poll_max_delay_seconds: int = Backoff.maximum
+    poll_deadline_seconds: int = 86_400  # Aspose keeps results a day
+    poll_lag_ratio: float = Backoff.lag_ratio
     results_prefix: str = "results/"
     default_endpoint: str = "RecognizeLabel"
     event_bus_name: str = "default"
@@ -53,18 +54,20 @@ class Settings:
             aspose_client_id=env.get("ASPOSE_CLIENT_ID") or None,
             aspose_client_secret=env.get("ASPOSE_CLIENT_SECRET") or None,
             poll_initial_delay_seconds=_integer(
-                env, "POLL_INITIAL_DELAY_SECONDS", 2, 0, SQS_MAX_DELAY_SECONDS
+                env, "POLL_INITIAL_DELAY_SECONDS", cls.poll_initial_delay_seconds, 0, SQS_MAX_DELAY_SECONDS
             ),
             poll_max_delay_seconds=_integer(
-                env, "POLL_MAX_DELAY_SECONDS", SQS_MAX_DELAY_SECONDS, 1, SQS_MAX_DELAY_SECONDS
+                env, "POLL_MAX_DELAY_SECONDS", cls.poll_max_delay_seconds, 1, SQS_MAX_DELAY_SECONDS
             ),
-            poll_deadline_seconds=_integer(env, "POLL_DEADLINE_SECONDS", 86_400, 1, 10 * 86_400),
-            poll_lag_ratio=_ratio(env, "POLL_LAG_RATIO", 0.25),
+            poll_deadline_seconds=_integer(
+                env, "POLL_DEADLINE_SECONDS", cls.poll_deadline_seconds, 1, 10 * 86_400
+            ),
+            poll_lag_ratio=_ratio(env, "POLL_LAG_RATIO", cls.poll_lag_ratio),
             results_prefix=env.get("RESULTS_PREFIX", cls.results_prefix),
             default_endpoint=_endpoint(env.get("DEFAULT_ENDPOINT", cls.default_endpoint)),
             event_bus_name=env.get("EVENT_BUS_NAME", cls.event_bus_name),
-            record_retention_days=_integer(env, "RECORD_RETENTION_DAYS", 30, 1, 3650),
-            max_concurrent_checks=_integer(env, "MAX_CONCURRENT_CHECKS", 10, 1, 64),
+            record_retention_days=_integer(env, "RECORD_RETENTION_DAYS", cls.record_retention_days, 1, 3650),
+            max_concurrent_checks=_integer(env, "MAX_CONCURRENT_CHECKS", cls.max_concurrent_checks, 1, 64),
         )
         if settings.poll_initial_delay_seconds > settings.poll_max_delay_seconds:
             raise ConfigError("POLL_INITIAL_DELAY_SECONDS must not exceed POLL_MAX_DELAY_SECONDS")

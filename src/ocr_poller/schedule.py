@@ -18,12 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 
+SQS_MAX_DELAY_SECONDS = 900  # the longest DelaySeconds SQS accepts
+
+
 @dataclass(frozen=True)
 class Backoff:
     """How long to wait before the next check."""
 
     initial: int = 2
-    maximum: int = 900
+    maximum: int = SQS_MAX_DELAY_SECONDS
     lag_ratio: float = 0.25
     jitter: float = 0.1  # at most this share of a delay is taken off at random, to spread load
     # Seconds kept for delivery after the delay: the mean of the 0-1 s SQS-to-Lambda latency benchmarked;
