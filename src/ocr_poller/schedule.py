@@ -17,7 +17,6 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-
 SQS_MAX_DELAY_SECONDS = 900  # the longest DelaySeconds SQS accepts
 
 

@@ -28,6 +28,13 @@ TASK = "c4b60313-4f78-45f8-b708-069eb98dc22e"
 REQUEST = PollRequest(TASK, "RecognizeLabel")
 
 
+class WrongIdApi(FakeApi):
+    """Answers with someone else's task id."""
+
+    def check(self, endpoint, task_id, on_result, *, until):  # type: ignore[no-untyped-def]
+        return replace(super().check(endpoint, task_id, on_result, until=until), task_id="someone-else")
+
+
 def seed(world: World, request: PollRequest, *, first_check_at: float) -> None:
     """The record of a chain whose next check is the one `request` asks for, first checked then."""
     world.records.items[request.task_id] = TaskRecord(
@@ -299,11 +306,6 @@ def test_a_finished_task_is_not_reopened() -> None:
 
 def test_an_answer_for_another_task_is_not_taken() -> None:
     # Given an API answering with someone else's task id
-    class WrongIdApi(FakeApi):
-        def check(self, endpoint, task_id, on_result, *, until):  # type: ignore[no-untyped-def]
-            answer = super().check(endpoint, task_id, on_result, until=until)
-            return replace(answer, task_id="someone-else")
-
     world = World(WrongIdApi([Reply("Completed")]))
     # When
     check_once(REQUEST, world.sqs("m1"), world.deps)
@@ -465,11 +467,6 @@ def test_the_poller_never_emits_a_request_its_validator_refuses() -> None:
 
 def test_objects_of_an_answer_that_is_not_kept_are_deleted() -> None:
     # Given an answer with results that is not this task's (another id)
-    class WrongIdApi(FakeApi):
-        def check(self, endpoint, task_id, on_result, *, until):  # type: ignore[no-untyped-def]
-            answer = super().check(endpoint, task_id, on_result, until=until)
-            return replace(answer, task_id="someone-else")
-
     world = World(WrongIdApi([Reply("Completed", [("Text", b"not yours")])]))
     # When
     check_once(REQUEST, world.sqs("m1"), world.deps)

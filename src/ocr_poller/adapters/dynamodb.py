@@ -125,36 +125,33 @@ class DynamoRecords:
 
     def claim(self, record: TaskRecord, *, now: float) -> bool:
         """Take over the effects of a check whose lease ran out (False if the record moved meanwhile)."""
+        return self._update(
+            record,
+            "SET leaseExpiresAt = :lease, committedBy = :by",
+            "stage = :sending AND leaseExpiresAt <= :now",
+            {
+                ":lease": {"N": str(_number(record.lease_expires_at))},
+                ":by": {"S": record.committed_by},
+                ":sending": {"S": Stage.SENDING.value},
+                ":now": {"N": str(_number(now))},
+            },
+        )
+
+    def mark_sent(self, record: TaskRecord) -> None:
+        """Note that the final check's callback and event went out, so no later delivery sends them again."""
+        self._update(record, "SET stage = :sent", None, {":sent": {"S": Stage.SENT.value}})
+
+    def _update(self, record: TaskRecord, update: str, condition: str | None, values: dict[str, Any]) -> bool:
+        """Update the record if it still holds the same check (and `condition`): False otherwise."""
+        same_check = "attempts = :check"
         return self._conditionally(
             "UpdateItem",
             lambda: self._dynamodb.update_item(
                 TableName=self._table,
                 Key=_key(record.task_id),
-                UpdateExpression="SET leaseExpiresAt = :lease, committedBy = :by",
-                ConditionExpression="attempts = :check AND stage = :sending AND leaseExpiresAt <= :now",
-                ExpressionAttributeValues={
-                    ":lease": {"N": str(_number(record.lease_expires_at))},
-                    ":by": {"S": record.committed_by},
-                    ":check": {"N": str(record.check_number)},
-                    ":sending": {"S": Stage.SENDING.value},
-                    ":now": {"N": str(_number(now))},
-                },
-            ),
-        )
-
-    def mark_sent(self, record: TaskRecord) -> None:
-        """Note that the final check's callback and event went out, so no later delivery sends them again."""
-        self._conditionally(
-            "UpdateItem",
-            lambda: self._dynamodb.update_item(
-                TableName=self._table,
-                Key=_key(record.task_id),
-                UpdateExpression="SET stage = :sent",
-                ConditionExpression="attempts = :check",
-                ExpressionAttributeValues={
-                    ":sent": {"S": Stage.SENT.value},
-                    ":check": {"N": str(record.check_number)},
-                },
+                UpdateExpression=update,
+                ConditionExpression=f"{same_check} AND {condition}" if condition else same_check,
+                ExpressionAttributeValues={":check": {"N": str(record.check_number)}, **values},
             ),
         )
 
