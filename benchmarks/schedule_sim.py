@@ -201,6 +201,9 @@ class SimRecords:
     def claim(self, record: TaskRecord, *, now: float) -> bool:
         raise AssertionError("the simulation never redelivers a check")
 
+    def release(self, record: TaskRecord) -> None:
+        raise AssertionError("the simulation's effects never fail")
+
     def mark_sent(self, record: TaskRecord) -> None:
         """Only at the end: takes no time the schedule sees."""
 

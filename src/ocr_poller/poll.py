@@ -7,31 +7,35 @@ from 1 (`check_number`, stored as `attempts`); a request asks for a check (`for_
 effect only through a conditional write of the record on the check before it, so at most one delivery
 makes each check. The commit also takes a lease: until `lease_expires_at` (the end of the committing
 invocation) only that invocation sends the check's effects — the successor and the heartbeat while the
-task runs; the callback, the event and the `SENT` mark when it ends.
+task runs; the callback, the event and the `SENT` mark when it ends. Effects that fail give the lease
+up (as Powertools' idempotency deletes its INPROGRESS record), so the next delivery may claim them.
 
-| record holds           | a valid request arrives for     | what happens                                 |
-| ---------------------- | ------------------------------- | -------------------------------------------- |
-| nothing                | any check                       | check 1, committed if there is still none    |
-| check n, running       | check n+1, or a later one (the  | check n+1, committed if the record is still  |
-|                        | number is only a hint)          | at n; a delivery that loses deletes objects  |
-|                        |                                 | the winner's record does not list            |
-| check n, running       | an earlier check                | dropped: the chain moved on                  |
-| check n, SENDING,      | check n, or any once final      | the holder's own SQS message: `Redeliver`    |
-| lease live             |                                 | (it must not be deleted); any other: dropped |
-| check n, SENDING,      | check n, or any once final      | claimed (a conditional write on the lease),  |
-| lease over             |                                 | then the effects are sent                    |
-| check n, final, SENT   | anything                        | dropped: the task ended and was announced    |
+| record holds         | a valid request arrives for      | what happens                                  |
+| -------------------- | -------------------------------- | --------------------------------------------- |
+| nothing              | any check                        | check 1, committed if there is still none     |
+| check n, running     | check n+1, or a later one (the   | check n+1, committed if the record is still   |
+|                      | number is only a hint)           | at n; a delivery that loses deletes objects   |
+|                      |                                  | the winner's record does not list, then goes  |
+|                      |                                  | on as a copy of check n (next rows)           |
+| check n, running     | an earlier check                 | dropped: the chain moved on                   |
+| check n, SENDING,    | check n, or any once final       | another SQS message: dropped (the holder's    |
+| lease live           |                                  | own message covers its crash); a copy of the  |
+|                      |                                  | holder's message, or an event: `Redeliver`    |
+| check n, SENDING,    | check n, or any once final       | claimed (a conditional write on the lease),   |
+| lease over           |                                  | then the effects are sent                     |
+| check n, final, SENT | anything                         | dropped: the task ended and was announced     |
 
-Only a crash between sending and marking repeats an effect: the completion event (and a callback,
-which Step Functions then refuses) at the end, or a successor when a copy of the request claims the
-lease of a finished invocation before the next check is committed — an extra message that loses its
-check's commit, never a second chain.
+Only a failure between sending and marking repeats an effect: the completion event (and a callback,
+which Step Functions then refuses) at the end; a successor, which is not marked, when a copy of its
+request claims the lease before the next check is committed — an extra message that loses its check's
+commit, never a second chain.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
@@ -78,6 +82,8 @@ class Records(Protocol):
     def claim(self, record: TaskRecord, *, now: float) -> bool: ...
 
     def mark_sent(self, record: TaskRecord) -> None: ...
+
+    def release(self, record: TaskRecord) -> None: ...
 
 
 class Queue(Protocol):
@@ -234,8 +240,12 @@ def check_once(request: PollRequest, delivery: Delivery, deps: Collaborators) ->
         winner = deps.records.get(request.task_id)
         # Objects under the same keys are the winner's when its record lists them.
         _delete_unlisted(check.stored, winner.results if winner else (), deps)
-        reason = f"another delivery made check {record.check_number}"
-        return Outcome(Action.DUPLICATE, request.task_id, winner, reason=reason, checked=True)
+        if winner is None:
+            raise Redeliver(
+                f"check {record.check_number} of task {record.task_id} lost its commit to nothing"
+            )
+        # The winner may be a copy of this very message: the same rules as for a copy that came later.
+        return replace(_made_already(request, winner, delivery, deps), checked=True)
     _delete_unlisted(check.stored, record.results, deps)
     return replace(_send_effects(record, deps, resumed=False), checked=True)
 
@@ -251,16 +261,16 @@ def _made_already(
         return Outcome(Action.DUPLICATE, request.task_id, record, reason="the task ended and was announced")
     now = deps.clock()
     if now < record.lease_expires_at:
-        if delivery.from_queue and delivery.id == record.committed_by:
-            # A copy of the holder's own message: acknowledging it would delete the message the holder
-            # relies on, and a crash of the holder would then end the chain.
-            raise Redeliver(
-                f"check {record.check_number} of task {record.task_id} is being sent by another copy "
-                f"of this message for {record.lease_expires_at - now:.0f} s more"
-            )
-        # The holder's own message (or Lambda's retry of its event) covers a crash of the holder.
-        reason = f"check {record.check_number} is being sent by another delivery"
-        return Outcome(Action.DUPLICATE, request.task_id, record, reason=reason)
+        if delivery.from_queue and delivery.id != record.committed_by:
+            # Another message: the holder's own message (or Lambda's retry of its event) covers a crash.
+            reason = f"check {record.check_number} is being sent by another delivery"
+            return Outcome(Action.DUPLICATE, request.task_id, record, reason=reason)
+        # A copy of the holder's own message (acknowledging it would delete the message the holder relies
+        # on), or an event: Lambda retries an event whose invocation died, possibly within its lease.
+        raise Redeliver(
+            f"check {record.check_number} of task {record.task_id} is being sent by another delivery "
+            f"for {record.lease_expires_at - now:.0f} s more"
+        )
     claimed = replace(record, committed_by=delivery.id, lease_expires_at=_lease_end(delivery))
     if not deps.records.claim(claimed, now=now):
         raise Redeliver(f"check {record.check_number} of task {record.task_id} changed while claiming it")
@@ -348,7 +358,19 @@ def _delete_unlisted(
 
 
 def _send_effects(record: TaskRecord, deps: Collaborators, *, resumed: bool) -> Outcome:
-    """The committed check's effects: successor and heartbeat, or callback, event and mark."""
+    """The effects of the check whose lease this delivery holds; a failure gives the lease up for a retry."""
+    try:
+        return _effects(record, deps, resumed=resumed)
+    except BaseException:
+        # As Powertools' idempotency deletes its INPROGRESS record: the next delivery (Lambda's retry of
+        # an event comes within minutes) may claim the effects at once instead of after the lease.
+        with suppress(Exception):
+            deps.records.release(record)
+        raise
+
+
+def _effects(record: TaskRecord, deps: Collaborators, *, resumed: bool) -> Outcome:
+    """Successor and heartbeat, or callback, event and mark."""
     if record.status.is_final:
         detail = completion_detail(record)
         # The callback before the event: a repeat after a crash is refused by Step Functions, not doubled.
@@ -369,10 +391,18 @@ def _send_effects(record: TaskRecord, deps: Collaborators, *, resumed: bool) -> 
     )
     successor = PollRequest(record.task_id, record.endpoint, record.check_number + 1, record.task_token)
     deps.queue.send(successor, delay)
-    refused = record.task_token is not None and not deps.callbacks.heartbeat(record.task_token)
+    reason = None if record.task_token is None else _heartbeat(record.task_token, deps)
     action = Action.RESUMED if resumed else Action.REQUEUED
-    reason = "Step Functions refused the heartbeat's task token" if refused else None
     return Outcome(action, record.task_id, record, delay_seconds=delay, reason=reason)
+
+
+def _heartbeat(token: str, deps: Collaborators) -> str | None:
+    """Tell the workflow the task is still polled; a failed heartbeat is only noted: the successor is out."""
+    try:
+        accepted = deps.callbacks.heartbeat(token)
+    except Redeliver as exc:
+        return f"the heartbeat failed: {exc}"
+    return None if accepted else "Step Functions refused the heartbeat's task token"
 
 
 def _call_back(token: str, record: TaskRecord, detail: dict[str, Any], deps: Collaborators) -> bool:

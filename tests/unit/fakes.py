@@ -67,7 +67,6 @@ class MemoryResults:
 @dataclass
 class MemoryRecords:
     items: dict[str, TaskRecord] = field(default_factory=dict)
-    lose_next_commit: bool = False  # simulate another delivery winning the race after our read
 
     def get(self, task_id: str) -> TaskRecord | None:
         return self.items.get(task_id)
@@ -75,8 +74,7 @@ class MemoryRecords:
     def commit(self, record: TaskRecord) -> bool:
         current = self.items.get(record.task_id)
         previous = current.check_number if current else 0
-        if self.lose_next_commit or previous != record.check_number - 1:
-            self.lose_next_commit = False
+        if previous != record.check_number - 1:
             return False
         self.items[record.task_id] = record
         return True
@@ -94,6 +92,15 @@ class MemoryRecords:
             current, lease_expires_at=record.lease_expires_at, committed_by=record.committed_by
         )
         return True
+
+    def release(self, record: TaskRecord) -> None:
+        current = self.items[record.task_id]
+        if (current.check_number, current.stage, current.committed_by) == (
+            record.check_number,
+            Stage.SENDING,
+            record.committed_by,
+        ):
+            self.items[record.task_id] = replace(current, lease_expires_at=0.0)
 
     def mark_sent(self, record: TaskRecord) -> None:
         current = self.items[record.task_id]
@@ -203,6 +210,35 @@ class Stale:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+class Killed:
+    """Records of an invocation that is killed (timeout, out of memory): it never gives its lease up."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+
+    def release(self, record: TaskRecord) -> None:
+        """A killed process runs no clean-up."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class Failing:
+    """Wraps a collaborator: every call of `method` raises `error`."""
+
+    def __init__(self, inner: object, method: str, error: Exception) -> None:
+        self._inner, self._method, self._error = inner, method, error
+
+    def __getattr__(self, name: str) -> Any:
+        if name != self._method:
+            return getattr(self._inner, name)
+
+        def fail(*args: object, **kwargs: object) -> NoReturn:
+            raise self._error
+
+        return fail
 
 
 class Crash(RuntimeError):

@@ -15,14 +15,13 @@ from ocr_poller.poll import (
     CLOCK_SKEW_SECONDS,
     Action,
     CheckResult,
-    Delivery,
     check_once,
     decide,
     process_body,
     process_detail,
 )
 from ocr_poller.request import PollRequest, parse_body
-from tests.unit.fakes import Crash, CrashOnce, FakeApi, Reply, Stale, World
+from tests.unit.fakes import Crash, CrashOnce, Failing, FakeApi, Killed, Reply, Stale, World
 
 TASK = "c4b60313-4f78-45f8-b708-069eb98dc22e"
 REQUEST = PollRequest(TASK, "RecognizeLabel")
@@ -247,15 +246,27 @@ def test_duplicate_delivery_does_not_fork_the_chain() -> None:
     assert len(world.api.calls) == 1 and len(world.queue.sent) == 1
 
 
-def test_losing_the_commit_race_sends_nothing() -> None:
-    # Given another delivery commits between our read and our write
+@pytest.mark.parametrize(
+    ("delivery", "dropped"), [("m2", True), ("m1", False)], ids=["another-message", "a-copy-of-the-winners"]
+)
+def test_losing_the_commit_race_sends_nothing(delivery: str, dropped: bool) -> None:
+    # Given another delivery (message m1) commits check 1 between our read and our write, and is still live
     world = World(FakeApi([Reply("Completed", [("Text", b"x")])]))
-    world.records.lose_next_commit = True
-    # When
-    outcome = check_once(REQUEST, world.sqs("m2"), world.deps)
-    # Then
-    assert outcome.action is Action.DUPLICATE
-    assert world.queue.sent == [] and world.announcer.announced == []
+    holder = replace(
+        world.deps, announcer=CrashOnce(world.announcer, "announce"), records=Killed(world.records)
+    )
+    with pytest.raises(Crash):
+        check_once(REQUEST, world.sqs("m1"), holder)
+    # When our delivery loses the commit
+    loser = replace(world.deps, records=Stale(world.records, None))
+    if dropped:
+        assert check_once(REQUEST, world.sqs(delivery), loser).action is Action.DUPLICATE
+    else:
+        # A copy of the winner's own message must not be acknowledged: SQS would delete the winner's message
+        with pytest.raises(Redeliver):
+            check_once(REQUEST, world.sqs(delivery), loser)
+    # Then it sent nothing
+    assert world.queue.sent == [] and world.announcer.announced == [] and world.callbacks.calls == []
 
 
 @pytest.mark.parametrize(
@@ -393,7 +404,10 @@ def test_a_redriven_copy_of_a_live_check_is_never_taken_as_done_by_its_own_messa
     # Given an invocation holding check 1's lease (it committed, its effects are on their way)
     world = World(FakeApi([reply]))
     holder = replace(
-        world.deps, queue=CrashOnce(world.queue, "send"), announcer=CrashOnce(world.announcer, "announce")
+        world.deps,
+        queue=CrashOnce(world.queue, "send"),
+        announcer=CrashOnce(world.announcer, "announce"),
+        records=Killed(world.records),
     )
     with pytest.raises(Crash):
         check_once(REQUEST, world.sqs("m1"), holder)
@@ -407,18 +421,48 @@ def test_a_redriven_copy_of_a_live_check_is_never_taken_as_done_by_its_own_messa
     assert len(world.queue.sent) + len(world.announcer.announced) == 1
 
 
-@pytest.mark.parametrize("from_queue", [True, False], ids=["sqs", "eventbridge"])
-def test_a_copy_from_another_delivery_during_the_lease_is_dropped(from_queue: bool) -> None:
+def test_another_message_during_the_lease_is_dropped_and_an_event_retried() -> None:
     # Given check 1 being sent by an invocation that is still alive
     world = World(FakeApi([Reply("Pending")]))
-    holder = replace(world.deps, queue=CrashOnce(world.queue, "send"))
+    holder = replace(world.deps, queue=CrashOnce(world.queue, "send"), records=Killed(world.records))
     with pytest.raises(Crash):
         check_once(REQUEST, world.sqs("m1"), holder)
-    # When another message or event asks for the same check within the lease
-    delivery = Delivery("other", world.clock.now + 300, from_queue=from_queue)
-    outcome = check_once(REQUEST, delivery, world.deps)
-    # Then it is dropped: the holder's own message (or Lambda's retry of its event) covers a crash
-    assert outcome.action is Action.DUPLICATE and world.queue.sent == []
+    # When another message asks for the same check within the lease, and an event does
+    message = check_once(REQUEST, world.sqs("other"), world.deps)
+    with pytest.raises(Redeliver):
+        check_once(REQUEST, world.event("event-1"), world.deps)
+    # Then the message is dropped (the holder's own message covers a crash of the holder), and the event
+    # fails for Lambda to retry it: a retry of the holder's own event may come within the lease
+    assert message.action is Action.DUPLICATE and world.queue.sent == []
+
+
+@pytest.mark.parametrize("failing", ["send", "announce"])
+def test_effects_that_fail_give_the_lease_up_so_lambdas_retry_of_the_event_finishes_them(
+    failing: str,
+) -> None:
+    # Given an EventBridge invocation whose effects fail after its commit (not killed: it can still clean up)
+    world = World(FakeApi([Reply("Pending" if failing == "send" else "NotExist")]))
+    adapter = "queue" if failing == "send" else "announcer"
+    holder = replace(world.deps, **{adapter: CrashOnce(getattr(world, adapter), failing)})
+    with pytest.raises(Crash):
+        check_once(REQUEST, world.event("event-1"), holder)
+    # When Lambda retries the event a minute later, well within the first invocation's time
+    world.clock.now += 60
+    outcome = check_once(REQUEST, world.event("event-1"), world.deps)
+    # Then the retry finishes the check without checking again
+    assert outcome.action is Action.RESUMED and len(world.api.calls) == 1
+    assert len(world.queue.sent) + len(world.announcer.announced) == 1
+
+
+def test_a_heartbeat_that_fails_does_not_fail_the_check() -> None:
+    # Given Step Functions failing (throttling, say) when the heartbeat is sent
+    world = World(FakeApi([Reply("Pending")]))
+    failing = replace(world.deps, callbacks=Failing(world.callbacks, "heartbeat", Redeliver("throttled")))
+    # When
+    outcome = check_once(PollRequest(TASK, "RecognizeLabel", task_token="tok"), world.sqs("m1"), failing)
+    # Then the successor is out and the failure is noted
+    assert outcome.action is Action.REQUEUED and "heartbeat failed" in (outcome.reason or "")
+    assert len(world.queue.sent) == 1
 
 
 def test_a_claim_lost_to_another_delivery_is_retried_later() -> None:

@@ -141,6 +141,15 @@ class DynamoRecords:
         """Note that the final check's callback and event went out, so no later delivery sends them again."""
         self._update(record, "SET stage = :sent", None, {":sent": {"S": Stage.SENT.value}})
 
+    def release(self, record: TaskRecord) -> None:
+        """Give up the lease on a check whose effects failed, so that the next delivery may claim them."""
+        self._update(
+            record,
+            "SET leaseExpiresAt = :zero",
+            "stage = :sending AND committedBy = :by",
+            {":zero": {"N": "0"}, ":sending": {"S": Stage.SENDING.value}, ":by": {"S": record.committed_by}},
+        )
+
     def _update(self, record: TaskRecord, update: str, condition: str | None, values: dict[str, Any]) -> bool:
         """Update the record if it still holds the same check (and `condition`): False otherwise."""
         same_check = "attempts = :check"
