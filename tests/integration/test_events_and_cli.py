@@ -167,7 +167,7 @@ def test_status_prints_the_record_and_downloads_the_results(
     # Then
     assert code == 0
     assert json.loads(capsys.readouterr().out)["status"] == "Completed"
-    assert (tmp_path / "0-text.txt").read_text() == "ACME FREIGHT\nPARCEL 4711"
+    assert (tmp_path / task_id / "0-text.txt").read_text() == "ACME FREIGHT\nPARCEL 4711"
 
 
 def test_emulator_command_serves_the_api() -> None:

@@ -274,6 +274,7 @@ class LocalStack:
                     raise ToolError(f"--api-port {api_port}: {exc.strerror}") from exc
                 cleanup.callback(emulator.stop)
                 api = ApiAccess(emulator.url, Credentials(EMULATOR_CLIENT_ID, secret))
+            cleanup.callback(function_logger.setLevel, function_logger.log_level)
             function_logger.setLevel(log_level)
             local = cls(moto, stack, api, emulator, cleanup, log_level)
             local._cleanup = cleanup.pop_all()  # built whole: from now on the stack stops them
