@@ -325,3 +325,18 @@ def test_redrive_without_a_dead_letter_queue_is_one_line(env_file: Path, tmp_pat
     wrong.write_text("\n".join(variables))
     result = run_cli("redrive", "--env-file", str(wrong), env=clean_environment(tmp_path))
     assert_one_line_error(result, f"DEAD_LETTER_QUEUE_URL is not set in {wrong}")
+
+
+# --- the command line itself ---------------------------------------------------------------------------
+
+
+def test_help_shows_the_defaults() -> None:
+    result = run_cli("local", "--help")
+    assert result.returncode == 0
+    assert "(default: 6.0)" in result.stdout and "(default: RecognizeLabel)" in result.stdout
+
+
+def test_a_usage_error_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("status", env=clean_environment(tmp_path))
+    assert result.returncode == 2
+    assert_one_line_error(result, "status: the following arguments are required: TASK_ID")

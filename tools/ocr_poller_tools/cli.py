@@ -8,13 +8,14 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ocr_poller.request import ENDPOINTS
 from ocr_poller_tools.errors import ToolError
 
 DEFAULT_ASPOSE_BASE_URL = "https://api.aspose.cloud"
 EXIT_FAILED = 1  # an error, or a task that ended other than Completed
+EXIT_USAGE = 2  # as argparse
 EXIT_RUNNING = 3  # `status` without --wait: the task has not ended yet
 EXIT_INTERRUPTED = 130
 
@@ -27,6 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = command(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
         return code
+    except _UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
     except ToolError as exc:
         return _fail(str(exc))
     except BrokenPipeError:
@@ -42,17 +45,29 @@ def _fail(message: str, code: int = EXIT_FAILED) -> int:
     return code
 
 
+class _UsageError(ToolError):
+    """The command line itself is wrong."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("ocr-poller").strip()
+        raise _UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
+
+
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows defaults, except where there is none to show."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
             return action.help
         return super()._get_help_string(action)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ocr-poller", description=__doc__, formatter_class=_Formatter)
+    parser = _Parser(prog="ocr-poller", description=__doc__, formatter_class=_Formatter)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name: str, run: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
@@ -96,7 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     local.add_argument("--processing-seconds", type=float, default=6.0, help="emulated task duration")
     local.add_argument("--task-id", help="poll this real task instead (needs ASPOSE_CLIENT_ID/SECRET)")
-    local.add_argument("--endpoint", default="RecognizeLabel", choices=ENDPOINTS, metavar="ENDPOINT")
+    local.add_argument(
+        "--endpoint", default="RecognizeLabel", choices=ENDPOINTS, metavar="ENDPOINT", help="with --task-id"
+    )
     local.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
     local.add_argument(
         "--template", type=Path, help="template to build (default: the package's template.yaml)"
@@ -106,14 +123,20 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--log-level", default="WARNING", help="the function's log level")
 
     submit = command("submit", _submit, "send a file to the API and enqueue its poll request")
-    submit.add_argument("file", type=Path)
-    submit.add_argument("--endpoint", default="RecognizeLabel", choices=ENDPOINTS, metavar="ENDPOINT")
+    submit.add_argument("file", type=Path, metavar="FILE", help="image or PDF (text for ConvertTextToSpeech)")
+    submit.add_argument(
+        "--endpoint",
+        default="RecognizeLabel",
+        choices=ENDPOINTS,
+        metavar="ENDPOINT",
+        help="one of " + ", ".join(ENDPOINTS),
+    )
     submit.add_argument("--result-type", help="settings.resultType, e.g. Text, Pdf, TextAndPdf, Hocr")
     submit.add_argument("--no-enqueue", action="store_true", help="only print the task id")
     env_file(submit)
 
     status = command("status", _status, "print a task's record; exit 0 only when it ended Completed")
-    status.add_argument("task_id", metavar="TASK_ID")
+    status.add_argument("task_id", metavar="TASK_ID", help="the id the API answered to the submission")
     status.add_argument("--wait", action="store_true", help="block until the task ends")
     status.add_argument("--interval", type=float, default=1.0, help="with --wait: seconds between reads")
     status.add_argument("--timeout", type=float, default=0.0, help="with --wait: give up after (0: never)")
