@@ -280,6 +280,12 @@ def test_local_serve_needs_an_env_file(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("local", "--serve", env=clean_environment(tmp_path)), "--env-file")
 
 
+def test_local_serve_refuses_a_folder_for_its_env_file_before_starting(tmp_path: Path) -> None:
+    result = run_cli("local", "--serve", "--env-file", str(tmp_path), env=clean_environment(tmp_path))
+    assert_one_line_error(result, f"{tmp_path} is a folder")
+    assert "ready" not in result.stdout
+
+
 # --- redrive -------------------------------------------------------------------------------------------
 
 

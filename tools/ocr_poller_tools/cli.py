@@ -10,10 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ocr_poller.config import DEFAULT_ASPOSE_BASE_URL
 from ocr_poller.request import ENDPOINTS
 from ocr_poller_tools.errors import ToolError
 
-DEFAULT_ASPOSE_BASE_URL = "https://api.aspose.cloud"
 EXIT_FAILED = 1  # an error, or a task that ended other than Completed
 EXIT_USAGE = 2  # as argparse
 EXIT_RUNNING = 3  # `status` without --wait: the task has not ended yet
@@ -177,16 +177,22 @@ def _emulator(args: argparse.Namespace) -> int:
 
 def _local(args: argparse.Namespace) -> int:
     """Check everything that can be checked first, then start the stack and run the demo or serve."""
-    from ocr_poller_tools.localrun import LocalRun, LocalStack, check_task_id, serve, template_file
+    from ocr_poller_tools.envfile import check_env_file_target
 
     if args.serve and args.env_file is None:
         raise ToolError("--serve needs --env-file PATH (where the other commands find the stack)")
     if args.env_file is not None and not args.serve:
         raise ToolError("--env-file goes with --serve")
+    if args.serve and args.task_id:
+        raise ToolError("--task-id goes without --serve (a served stack takes tasks from submit)")
+    if args.serve:
+        check_env_file_target(args.env_file)
     api = None
     if args.task_id:
-        check_task_id(args.task_id, args.endpoint)
+        _check_task_id(args.task_id, args.endpoint)
         api = _real_api(os.environ)
+    from ocr_poller_tools.localrun import LocalRun, LocalStack, serve, template_file
+
     with (
         template_file(args.template) as template,
         LocalStack.start(
@@ -203,6 +209,16 @@ def _local(args: argparse.Namespace) -> int:
         print(f"moto's AWS server: {local.moto.url}; Aspose API: {local.api.base_url}", flush=True)
         run = LocalRun(local, sys.stdout, timeout=args.timeout)
         return run.run_task(args.task_id, args.endpoint) if args.task_id else run.run_samples()
+
+
+def _check_task_id(task_id: str, endpoint: str) -> None:
+    """Refuse at once a task id the function would reject, with the function's own reason."""
+    from ocr_poller.request import InvalidRequest, parse_document
+
+    try:
+        parse_document({"taskId": task_id, "endpoint": endpoint}, default_endpoint=endpoint)
+    except InvalidRequest as exc:
+        raise ToolError(f"the poller rejects this request: {exc}") from exc
 
 
 def _real_api(env: Mapping[str, str]) -> Any:

@@ -20,15 +20,12 @@ def write_env_file(path: Path, variables: Mapping[str, str]) -> None:
     The file holds credentials, so only its owner may read it. Values are single-quoted when a shell
     would need it, so `set -a; . PATH; set +a` works too.
     """
+    check_env_file_target(path)
     lines = []
     for name, value in variables.items():
         if not _NAME.fullmatch(name) or "\n" in value or "'" in value:
             raise ToolError(f"cannot write {name}={value!r} to an env file")
         lines.append(f"{name}={value}" if _PLAIN.fullmatch(value) else f"{name}='{value}'")
-    if path.is_dir():
-        raise ToolError(f"{path} is a folder; --env-file wants a file")
-    if not path.parent.is_dir():
-        raise ToolError(f"{path.parent}: no such folder for the env file")
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
@@ -39,6 +36,14 @@ def write_env_file(path: Path, variables: Mapping[str, str]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def check_env_file_target(path: Path) -> None:
+    """Refuse a path the env file could not be written to, before anything is started for it."""
+    if path.is_dir():
+        raise ToolError(f"{path} is a folder; --env-file wants a file")
+    if not path.parent.is_dir():
+        raise ToolError(f"{path.parent}: no such folder for the env file")
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -28,7 +28,6 @@ from ocr_poller.adapters.aspose import AsposeApi, Credentials, submission_body
 from ocr_poller.config import ConfigError, Settings
 from ocr_poller.handler import lambda_handler
 from ocr_poller.observability import logger as function_logger
-from ocr_poller.request import InvalidRequest, parse_document
 from ocr_poller.wiring import Wiring
 from ocr_poller_tools import sandbox
 from ocr_poller_tools.emulator import Emulator
@@ -156,14 +155,6 @@ class QueueFeeder:
             "Attributes"
         ]
         return all(int(attributes.get(name) or 0) == 0 for name in names)
-
-
-def check_task_id(task_id: str, endpoint: str) -> None:
-    """Refuse at once a task id the function would reject, with the function's own reason."""
-    try:
-        parse_document({"taskId": task_id, "endpoint": endpoint}, default_endpoint=endpoint)
-    except InvalidRequest as exc:
-        raise ToolError(f"the poller rejects this request: {exc}") from exc
 
 
 @contextmanager
