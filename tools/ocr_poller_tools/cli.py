@@ -8,11 +8,16 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ocr_poller.config import DEFAULT_ASPOSE_BASE_URL
 from ocr_poller.request import ENDPOINTS
 from ocr_poller_tools.errors import ToolError
+
+if TYPE_CHECKING:
+    from ocr_poller.adapters.aspose import Credentials
+    from ocr_poller_tools.localrun import ApiAccess
+    from ocr_poller_tools.stackclient import StackClient
 
 EXIT_FAILED = 1  # an error, or a task that ended other than Completed
 EXIT_USAGE = 2  # as argparse
@@ -38,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("the output was closed before everything was written")
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
+    except Exception as exc:
+        # A bug, not a user's problem: still one line, as the contract promises; the type says where to look.
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (a bug in ocr-poller; please report it)")
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> int:
@@ -221,7 +229,7 @@ def _check_task_id(task_id: str, endpoint: str) -> None:
         raise ToolError(f"the poller rejects this request: {exc}") from exc
 
 
-def _real_api(env: Mapping[str, str]) -> Any:
+def _real_api(env: Mapping[str, str]) -> ApiAccess:
     from ocr_poller.adapters.aspose import Credentials
     from ocr_poller_tools.localrun import ApiAccess
 
@@ -270,7 +278,7 @@ def _submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _aspose_credentials(stack: Any) -> Any:
+def _aspose_credentials(stack: StackClient) -> Credentials:
     """The API's credentials: from the secret ASPOSE_CREDENTIALS_SECRET names, or given directly."""
     from ocr_poller.adapters.aspose import Credentials
     from ocr_poller_tools.stackclient import aws_errors
