@@ -116,7 +116,9 @@ def build_collaborators(
             settings.event_bus_name,
             client=session.client("events", config=aws_config, endpoint_url=endpoint_url),
         ),
-        callbacks=StepFunctionsCallbacks(client=session.client("stepfunctions", config=aws_config)),
+        callbacks=StepFunctionsCallbacks(
+            client=session.client("stepfunctions", config=aws_config, endpoint_url=endpoint_url)
+        ),
         backoff=Backoff(
             initial=settings.poll_initial_delay_seconds,
             maximum=settings.poll_max_delay_seconds,

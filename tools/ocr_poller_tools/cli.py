@@ -221,11 +221,12 @@ def _local(args: argparse.Namespace) -> int:
 
 def _check_task_id(task_id: str, endpoint: str) -> None:
     """Refuse at once a task id the function would reject, with the function's own reason."""
-    from ocr_poller.request import InvalidRequest, parse_document
+    from ocr_poller.errors import Refused
+    from ocr_poller.request import parse_document
 
     try:
         parse_document({"taskId": task_id, "endpoint": endpoint}, default_endpoint=endpoint)
-    except InvalidRequest as exc:
+    except Refused as exc:
         raise ToolError(f"the poller rejects this request: {exc}") from exc
 
 
@@ -244,8 +245,8 @@ def _real_api(env: Mapping[str, str]) -> ApiAccess:
 
 def _submit(args: argparse.Namespace) -> int:
     """Check the poll queue, send the file to ASPOSE_BASE_URL, then enqueue the new task's poll request."""
-    from ocr_poller.adapters.aspose import AsposeApi, CredentialsRejected, SubmitError, submission_body
-    from ocr_poller.model import TransientApiError
+    from ocr_poller.adapters.aspose import AsposeApi, SubmitError, submission_body
+    from ocr_poller.errors import Redeliver, RetryLater
     from ocr_poller_tools.stackclient import StackClient
 
     variables, source = _variables(args)
@@ -264,9 +265,9 @@ def _submit(args: argparse.Namespace) -> int:
         raise ToolError(f"{args.file}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise ToolError(f"{args.file}: {args.endpoint} wants UTF-8 text") from exc
-    except TransientApiError as exc:
+    except RetryLater as exc:
         raise ToolError(f"cannot reach the API at {base_url}: {exc}") from exc
-    except (SubmitError, CredentialsRejected) as exc:
+    except (SubmitError, Redeliver) as exc:  # Redeliver: the token endpoint refused the credentials
         raise ToolError(str(exc)) from exc
     print(task_id, flush=True)
     if not args.no_enqueue:

@@ -25,7 +25,8 @@ from typing import IO, TYPE_CHECKING, Any
 import boto3
 
 from ocr_poller.adapters.aspose import AsposeApi, Credentials, submission_body
-from ocr_poller.config import ConfigError, Settings
+from ocr_poller.config import Settings
+from ocr_poller.errors import ConfigError
 from ocr_poller.handler import lambda_handler
 from ocr_poller.observability import logger as function_logger
 from ocr_poller.wiring import Wiring

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ocr_poller.request import InvalidRequest, parse_body
+from ocr_poller.errors import Refused
+from ocr_poller.request import parse_body
 from ocr_poller_tools.stackclient import StackClient, aws_errors, one_line
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def _classify(message: MessageTypeDef, default_endpoint: str) -> DeadLetter:
     try:
         task_id: str | None = parse_body(body, default_endpoint=default_endpoint).task_id
         invalid = None
-    except InvalidRequest as exc:
+    except Refused as exc:
         task_id, invalid = _task_id_of(body), str(exc)
     return DeadLetter(message["MessageId"], task_id, reject_reason(message), invalid, moved=False)
 
