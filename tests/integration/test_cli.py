@@ -276,6 +276,13 @@ def test_local_with_a_task_that_does_not_exist_exits_non_zero(tmp_path: Path) ->
     assert_one_line_error(result, f"{UNKNOWN_TASK} ended NotExist")
 
 
+def test_local_with_a_broken_template_is_one_line(tmp_path: Path) -> None:
+    broken = tmp_path / "template.yaml"
+    broken.write_text("Resources: [unclosed\n")
+    result = run_cli("local", "--template", str(broken), env=clean_environment(tmp_path))
+    assert_one_line_error(result, f"{broken}: cannot build the stack")
+
+
 def test_local_serve_needs_an_env_file(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("local", "--serve", env=clean_environment(tmp_path)), "--env-file")
 

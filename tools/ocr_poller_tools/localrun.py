@@ -23,6 +23,7 @@ from types import FrameType, TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 import boto3
+from ruamel.yaml.error import YAMLError
 
 from ocr_poller.adapters.aspose import AsposeApi, Credentials, submission_body
 from ocr_poller.config import Settings
@@ -188,7 +189,7 @@ class ApiAccess:
 
 class LocalStack:
     """moto's server with the template's resources, the emulator (unless a real API is given), and the
-    function's wiring for them; no variable of this process is read or changed for it."""
+    function's wiring for them; the stack's variables never pass through this process's environment."""
 
     def __init__(
         self,
@@ -249,7 +250,7 @@ class LocalStack:
             cleanup.callback(moto.stop)
             try:
                 stack = sandbox.deploy_stack(moto.url, template, name_suffix="local")
-            except (sandbox.SandboxError, OSError, ValueError) as exc:
+            except (sandbox.SandboxError, YAMLError, OSError, ValueError) as exc:
                 raise ToolError(f"{template}: cannot build the stack: {exc}") from exc
             emulator = None
             if api is None:
