@@ -13,8 +13,16 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# The local run needs only the package and its `local` extra (moto's server, a YAML reader), not the test tools.
+$(BIN)/.installed-local: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[local]'
+	touch $@
+
 ## The main job on one machine: moto's AWS server + the Aspose emulator (or the real API) + the handler.
-local: $(BIN)/.installed
+## Installs .venv/bin/ocr-poller; `make local ARGS="--serve --env-file local.env"` keeps the stack up.
+local: $(BIN)/.installed-local
 	$(BIN)/ocr-poller local $(ARGS)
 
 lint: $(BIN)/.installed

@@ -54,9 +54,18 @@ class Wiring:
     max_concurrent_checks: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Wiring:
-        """The real adapters for these settings."""
-        return cls(build_collaborators(settings), settings.max_concurrent_checks)
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        session: boto3.session.Session | None = None,
+        endpoint_url: str | None = None,
+    ) -> Wiring:
+        """The real adapters for these settings; tools pass the session and endpoint of another stack."""
+        return cls(
+            build_collaborators(settings, session=session, endpoint_url=endpoint_url),
+            settings.max_concurrent_checks,
+        )
 
 
 @cache
@@ -65,11 +74,19 @@ def real_wiring() -> Wiring:
     return Wiring.from_settings(Settings.from_env())
 
 
-def build_collaborators(settings: Settings) -> Collaborators:
-    """Real adapters, sized so that every concurrent check has its own HTTP connection."""
+def build_collaborators(
+    settings: Settings,
+    *,
+    session: boto3.session.Session | None = None,
+    endpoint_url: str | None = None,
+) -> Collaborators:
+    """Real adapters, sized so that every concurrent check has its own HTTP connection.
+
+    Without a session and endpoint, boto3 takes region, credentials and endpoint from the environment.
+    """
     pool_size = settings.max_concurrent_checks
     aws_config = Config(max_pool_connections=pool_size * 2, retries={"mode": "standard"})
-    session = boto3.session.Session()
+    session = session or boto3.session.Session()
     return Collaborators(
         api=AsposeApi(
             settings.aspose_base_url,
@@ -81,22 +98,27 @@ def build_collaborators(settings: Settings) -> Collaborators:
             http=urllib3.PoolManager(maxsize=pool_size, block=False),
         ),
         results=S3ResultStore(
-            settings.results_bucket, settings.results_prefix, client=session.client("s3", config=aws_config)
+            settings.results_bucket,
+            settings.results_prefix,
+            client=session.client("s3", config=aws_config, endpoint_url=endpoint_url),
         ),
         records=DynamoRecords(
             settings.results_table,
             retention_days=settings.record_retention_days,
-            client=session.client("dynamodb", config=aws_config),
+            client=session.client("dynamodb", config=aws_config, endpoint_url=endpoint_url),
         ),
         queue=SqsPollQueue(
             settings.poll_queue_url,
             settings.dead_letter_queue_url,
-            client=session.client("sqs", config=aws_config),
+            client=session.client("sqs", config=aws_config, endpoint_url=endpoint_url),
         ),
         announcer=EventBridgeAnnouncer(
-            settings.event_bus_name, client=session.client("events", config=aws_config)
+            settings.event_bus_name,
+            client=session.client("events", config=aws_config, endpoint_url=endpoint_url),
         ),
-        callbacks=StepFunctionsCallbacks(client=session.client("stepfunctions", config=aws_config)),
+        callbacks=StepFunctionsCallbacks(
+            client=session.client("stepfunctions", config=aws_config, endpoint_url=endpoint_url)
+        ),
         backoff=Backoff(
             initial=settings.poll_initial_delay_seconds,
             maximum=settings.poll_max_delay_seconds,

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from ocr_poller_tools.emulator import Emulator
-from ocr_poller_tools.localrun import LocalContext, QueueFeeder, sqs_event
+from ocr_poller_tools.localrun import QueueFeeder, sqs_event
 from ocr_poller_tools.sandbox import Stack
 
 from ocr_poller import handler
 from ocr_poller.adapters.aspose import AsposeApi, Credentials, submission_body
+from tests.lambda_context import LambdaContext
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -93,7 +94,7 @@ def sqs(stack: Stack, endpoint_url: str) -> SQSClient:
 
 def handle(event: dict[str, Any]) -> Any:
     """Invoke the handler as Lambda does, with a fresh context."""
-    return handler.lambda_handler(event, LocalContext())
+    return handler.lambda_handler(event, LambdaContext())
 
 
 def handle_later(monkeypatch: pytest.MonkeyPatch, event: dict[str, Any]) -> Any:

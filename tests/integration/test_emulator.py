@@ -167,6 +167,32 @@ def test_sdk_sees_not_exist_for_an_unknown_task(served: Served) -> None:
     assert not answer.results
 
 
+def test_sdk_reads_a_tasks_status_without_its_results(served: Served) -> None:
+    # Given a label task, and the SDK's utilities API on the same client
+    client = sdk_client(served.url)
+    settings = OCRSettingsRecognizeLabel(resultType=ResultType.TEXT)
+    task_id = sdk.RecognizeLabelApi(client).post_recognize_label(
+        OCRRecognizeLabelBody(image=b64(LABEL), settings=settings)
+    )
+    utilities = sdk.UtilitiesApi(client)
+    # When its status is read until it ends, and an unknown id's once
+    seen, answer = poll(lambda: utilities.get_task_status(id=task_id))
+    unknown = utilities.get_task_status(id=str(uuid.uuid4()))
+    # Then the statuses are the result endpoint's, and no answer carries results
+    assert seen[0] == "Pending" and seen == sorted(seen, key=STATUS_ORDER.index)
+    assert (answer.id, answer.task_status, answer.response_status_code) == (task_id, "Completed", "Ok")
+    assert answer.results is None
+    assert (unknown.task_status, unknown.response_status_code, unknown.results) == (
+        "NotExist",
+        "TaskNotFound",
+        None,
+    )
+    # And the result endpoint still has the results
+    final = sdk.RecognizeLabelApi(client).get_recognize_label(id=task_id)
+    assert final.results is not None
+    assert base64.b64decode(final.results[0].data).decode("utf-8") == LABEL_TEXT
+
+
 def test_sdk_without_a_token_is_unauthorized(served: Served) -> None:
     # Given
     api = sdk.RecognizeLabelApi(sdk.ApiClient(sdk.Configuration(host=served.url, access_token="made-up")))

@@ -14,7 +14,7 @@ import pytest
 import urllib3
 from ocr_poller_tools.cli import main
 from ocr_poller_tools.emulator import Emulator
-from ocr_poller_tools.localrun import LocalContext, eventbridge_event
+from ocr_poller_tools.localrun import eventbridge_event
 from ocr_poller_tools.sandbox import Stack
 
 from ocr_poller import handler
@@ -26,6 +26,7 @@ from tests.integration.flow import (
     sqs_batch_event,
     submit,
 )
+from tests.lambda_context import LambdaContext
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
@@ -41,7 +42,7 @@ def test_one_event_per_finished_task_with_its_results(
     unknown = "0c0c0c0c-0000-4000-8000-000000000000"
     # When
     for task_id in (label, failing, unknown):
-        handler.lambda_handler(eventbridge_event({"taskId": task_id}), LocalContext())
+        handler.lambda_handler(eventbridge_event({"taskId": task_id}), LambdaContext())
     records = run_until_done(stack, moto_url, [label, failing, unknown])
     # Then
     events = {event["detail"]["taskId"]: event for event in completion_events(stack, moto_url)}
@@ -65,13 +66,13 @@ def test_duplicate_final_messages_announce_once(
     # Given a task whose final check is delivered three times (three message ids, one body)
     task_id = submit(emulator, "RecognizeLabel", "label.png")
     run = {"taskId": task_id, "endpoint": "RecognizeLabel"}
-    handler.lambda_handler(sqs_batch_event(stack, [run]), LocalContext())
+    handler.lambda_handler(sqs_batch_event(stack, [run]), LambdaContext())
     run_until_done(stack, moto_url, [task_id])
     record = read_record(stack, moto_url, task_id)
     assert record is not None
     last = {**run, "attempt": int(record["attempts"]) - 1, "firstCheckAt": float(record["firstCheckEpoch"])}
     # When
-    response = handler.lambda_handler(sqs_batch_event(stack, [last, last, last]), LocalContext())
+    response = handler.lambda_handler(sqs_batch_event(stack, [last, last, last]), LambdaContext())
     # Then
     assert response == {"batchItemFailures": []}
     assert [event["detail"]["taskId"] for event in completion_events(stack, moto_url)] == [task_id]
@@ -158,7 +159,7 @@ def test_status_prints_the_record_and_downloads_the_results(
 ) -> None:
     # Given a completed task
     task_id = submit(emulator, "RecognizeLabel", "label.png")
-    handler.lambda_handler(eventbridge_event({"taskId": task_id}), LocalContext())
+    handler.lambda_handler(eventbridge_event({"taskId": task_id}), LambdaContext())
     run_until_done(stack, moto_url, [task_id])
     capsys.readouterr()
     # When
@@ -166,7 +167,7 @@ def test_status_prints_the_record_and_downloads_the_results(
     # Then
     assert code == 0
     assert json.loads(capsys.readouterr().out)["status"] == "Completed"
-    assert (tmp_path / "0-text.txt").read_text() == "ACME FREIGHT\nPARCEL 4711"
+    assert (tmp_path / task_id / "0-text.txt").read_text() == "ACME FREIGHT\nPARCEL 4711"
 
 
 def test_emulator_command_serves_the_api() -> None:

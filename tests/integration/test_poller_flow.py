@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 import urllib3
 from ocr_poller_tools.emulator import Emulator
-from ocr_poller_tools.localrun import LocalContext, eventbridge_event
+from ocr_poller_tools.localrun import eventbridge_event
 from ocr_poller_tools.sandbox import Stack
 
 from ocr_poller import handler
 from tests.integration.flow import EVENTS, run_until_done, s3_body, sqs_batch_event, submit
+from tests.lambda_context import LambdaContext
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +62,7 @@ def test_sqs_batch_carries_a_label_and_a_pdf_to_completed(
         stack, [{"taskId": label, "endpoint": "RecognizeLabel"}, {"taskId": pdf, "endpoint": "RecognizePdf"}]
     )
     # When the batch is handled, then the poll queue is fed to the handler until both end
-    response = handler.lambda_handler(event, LocalContext())
+    response = handler.lambda_handler(event, LambdaContext())
     records = run_until_done(stack, moto_url, [label, pdf])
     # Then
     assert response == {"batchItemFailures": []}
@@ -81,7 +82,7 @@ def test_eventbridge_event_carries_a_label_and_a_pdf_to_completed(
     # When
     for task_id, endpoint in ((label, "RecognizeLabel"), (pdf, "RecognizePdf")):
         result = handler.lambda_handler(
-            {**sample, "detail": {"taskId": task_id, "endpoint": endpoint}}, LocalContext()
+            {**sample, "detail": {"taskId": task_id, "endpoint": endpoint}}, LambdaContext()
         )
         assert result["taskId"] == task_id
     records = run_until_done(stack, moto_url, [label, pdf])
@@ -98,8 +99,10 @@ def test_error_and_not_exist_are_recorded(
     emulator.inject(failing, "error", times=-1)
     unknown = "0b0b0b0b-0000-4000-8000-000000000000"
     # When
-    handler.lambda_handler(eventbridge_event({"taskId": failing}), LocalContext())
-    handler.lambda_handler(eventbridge_event({"taskId": unknown, "endpoint": "RecognizePdf"}), LocalContext())
+    handler.lambda_handler(eventbridge_event({"taskId": failing}), LambdaContext())
+    handler.lambda_handler(
+        eventbridge_event({"taskId": unknown, "endpoint": "RecognizePdf"}), LambdaContext()
+    )
     records = run_until_done(stack, moto_url, [failing, unknown])
     # Then
     assert records[failing]["status"] == "Error" and records[failing]["errorMessages"]
@@ -111,11 +114,11 @@ def test_expired_token_is_renewed_and_the_check_retried_once(
 ) -> None:
     # Given a warm function holding a token (from checking another task), then the API revokes it
     warm_up = submit(emulator, "RecognizeLabel", "label.png")
-    handler.lambda_handler(eventbridge_event({"taskId": warm_up}), LocalContext())
+    handler.lambda_handler(eventbridge_event({"taskId": warm_up}), LambdaContext())
     task_id = submit(emulator, "RecognizeLabel", "label.png")
     emulator.inject(task_id, "unauthorized")
     # When
-    handler.lambda_handler(eventbridge_event({"taskId": task_id}), LocalContext())
+    handler.lambda_handler(eventbridge_event({"taskId": task_id}), LambdaContext())
     records = run_until_done(stack, moto_url, [task_id])
     # Then the 401 cost one extra GET within the same check, not a failed check
     record = records[task_id]

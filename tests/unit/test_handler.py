@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocr_poller_tools.localrun import LocalContext
 
 from ocr_poller import handler
 from ocr_poller.config import Settings
 from ocr_poller.wiring import Wiring
+from tests.lambda_context import LambdaContext
 from tests.unit.fakes import CrashOnce, FakeApi, Reply, World
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -37,7 +37,7 @@ def test_sqs_batch_checks_every_record(world: World) -> None:
     # Given the sample batch of a label and a PDF task
     event = sample("sqs_batch.json")
     # When
-    response = handler.lambda_handler(event, LocalContext())
+    response = handler.lambda_handler(event, LambdaContext())
     # Then
     assert response == {"batchItemFailures": []}
     assert sorted(endpoint for endpoint, _ in world.api.calls) == ["RecognizeLabel", "RecognizePdf"]
@@ -53,7 +53,7 @@ def test_a_record_that_fails_is_reported_alone(world: World, monkeypatch: pytest
         {**event["Records"][1], "body": json.dumps({"taskId": "other-task", "endpoint": "RecognizePdf"})}
     ]
     # When
-    response = handler.lambda_handler(event, LocalContext())
+    response = handler.lambda_handler(event, LambdaContext())
     # Then exactly the record whose commit crashed is retried
     failed = response["batchItemFailures"]
     assert len(failed) == 1 and failed[0]["itemIdentifier"] in {r["messageId"] for r in event["Records"]}
@@ -65,7 +65,7 @@ def test_poison_records_are_rejected_and_do_not_fail_the_batch(world: World) -> 
     event = sample("sqs_batch_with_poison.json")
     valid = [r for r in event["Records"] if _is_valid(r["body"])]
     # When
-    response = handler.lambda_handler(event, LocalContext())
+    response = handler.lambda_handler(event, LambdaContext())
     # Then
     assert response == {"batchItemFailures": []}
     assert len(world.queue.rejected) == len(event["Records"]) - len(valid)
@@ -78,7 +78,7 @@ def test_copies_of_one_message_in_a_concurrent_batch_make_one_successor(world: W
     record = event["Records"][0]
     event["Records"] = [{**record, "messageId": f"copy-{i}"} for i in range(3)]
     # When
-    response = handler.lambda_handler(event, LocalContext())
+    response = handler.lambda_handler(event, LambdaContext())
     # Then
     assert response == {"batchItemFailures": []}
     assert len(world.queue.sent) == 1
@@ -88,7 +88,7 @@ def test_eventbridge_event_is_checked_once(world: World) -> None:
     # Given
     event = sample("eventbridge_task_submitted.json")
     # When
-    response = handler.lambda_handler(event, LocalContext())
+    response = handler.lambda_handler(event, LambdaContext())
     # Then
     assert response == {"action": "requeued", "taskId": event["detail"]["taskId"]}
     assert len(world.api.calls) == 1
@@ -96,7 +96,7 @@ def test_eventbridge_event_is_checked_once(world: World) -> None:
 
 def test_unknown_event_shape_is_refused(world: World) -> None:
     with pytest.raises(handler.UnknownEventError, match="unsupported event"):
-        handler.lambda_handler({"hello": "world"}, LocalContext())
+        handler.lambda_handler({"hello": "world"}, LambdaContext())
 
 
 def _is_valid(body: str) -> bool:

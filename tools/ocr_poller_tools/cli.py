@@ -1,4 +1,4 @@
-"""The `ocr-poller` command: the emulator, the local run, submit and status."""
+"""The `ocr-poller` command: the emulator, the local stack, submit, status and redrive."""
 
 from __future__ import annotations
 
@@ -6,299 +6,373 @@ import argparse
 import json
 import os
 import sys
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ocr_poller.config import DEFAULT_ASPOSE_BASE_URL
 from ocr_poller.request import ENDPOINTS
+from ocr_poller_tools.errors import ToolError
 
 if TYPE_CHECKING:
-    from ocr_poller.adapters.dynamodb import DynamoRecords
+    from ocr_poller.adapters.aspose import Credentials
+    from ocr_poller_tools.localrun import ApiAccess
+    from ocr_poller_tools.stackclient import StackClient
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
-TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
-
-
-PROGRESS_SECONDS = 10  # a waiting local run says so at least this often
-_RUNNING = ("Pending", "Processing")
-
-
-class CliError(Exception):
-    """A problem the user can fix; printed without a traceback."""
+EXIT_FAILED = 1  # an error, or a task that ended other than Completed
+EXIT_USAGE = 2  # as argparse
+EXIT_RUNNING = 3  # `status` without --wait: the task has not ended yet
+EXIT_INTERRUPTED = 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    """Entry point of the console script: every failure is one `ocr-poller: error: …` line."""
     try:
-        result: int = args.run(args)
-        return result
-    except CliError as exc:
-        print(f"ocr-poller: error: {exc}", file=sys.stderr)
-        return 1
+        args = _parser().parse_args(argv)
+        command: Callable[[argparse.Namespace], int] = args.run
+        code = command(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        return code
+    except _UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except ToolError as exc:
+        return _fail(str(exc))
+    except BrokenPipeError:
+        # The reader left (`status … | head`); point stdout at /dev/null so the exit's flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return _fail("the output was closed before everything was written")
     except KeyboardInterrupt:
-        return 130
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except Exception as exc:
+        # A bug, not a user's problem: still one line, as the contract promises; the type says where to look.
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (a bug in ocr-poller; please report it)")
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> int:
+    print(f"ocr-poller: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    return code
+
+
+class _UsageError(ToolError):
+    """The command line itself is wrong."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("ocr-poller").strip()
+        raise _UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except where there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ocr-poller", description=__doc__)
+    parser = _Parser(prog="ocr-poller", description=__doc__, formatter_class=_Formatter)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    emulator = commands.add_parser("emulator", help="serve an Aspose.OCR Cloud v5 emulator on 127.0.0.1")
+    def command(name: str, run: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help, formatter_class=_Formatter)
+        sub.set_defaults(run=run)
+        return sub
+
+    def env_file(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--env-file",
+            type=Path,
+            metavar="PATH",
+            help="read the variables (AWS_*, RESULTS_TABLE, POLL_QUEUE_URL, …) from this dotenv file"
+            " instead of the environment",
+        )
+
+    emulator = command("emulator", _emulator, "serve an Aspose.OCR Cloud v5 emulator on 127.0.0.1")
     emulator.add_argument("--port", type=int, default=8089, help="port on 127.0.0.1 (0: any free port)")
     emulator.add_argument(
         "--processing-seconds", type=float, default=3.0, help="time until a task is Completed"
     )
     emulator.add_argument("--client-id", help="accept only this client id (default: any)")
     emulator.add_argument("--client-secret", help="accept only this client secret (default: any)")
-    emulator.set_defaults(run=_emulator)
 
-    local = commands.add_parser(
+    local = command(
         "local",
-        help="run the poller on this machine: moto's AWS server, the emulator (or the real API), the handler",
+        _local,
+        "run the poller on this machine: moto's AWS server with the template's resources, the emulator"
+        " (or the real API) and the handler; the demo by default, or --serve",
+    )
+    local.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the stack running for submit/status/redrive until SIGINT or SIGTERM (needs --env-file)",
+    )
+    local.add_argument(
+        "--env-file",
+        type=Path,
+        metavar="PATH",
+        help="with --serve: write the stack's variables here once ready",
     )
     local.add_argument("--processing-seconds", type=float, default=6.0, help="emulated task duration")
     local.add_argument("--task-id", help="poll this real task instead (needs ASPOSE_CLIENT_ID/SECRET)")
-    local.add_argument("--endpoint", default="RecognizeLabel", choices=ENDPOINTS, metavar="ENDPOINT")
+    local.add_argument(
+        "--endpoint", default="RecognizeLabel", choices=ENDPOINTS, metavar="ENDPOINT", help="with --task-id"
+    )
     local.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
-    local.add_argument("--template", type=Path, default=TEMPLATE)
-    local.set_defaults(run=_local)
+    local.add_argument(
+        "--template", type=Path, help="template to build (default: the package's template.yaml)"
+    )
+    local.add_argument("--aws-port", type=int, default=0, help="port of moto's server (0: any free port)")
+    local.add_argument("--api-port", type=int, default=0, help="port of the emulator (0: any free port)")
+    local.add_argument("--log-level", default="WARNING", help="the function's log level")
 
-    submit = commands.add_parser("submit", help="send a file to the API and enqueue its poll request")
-    submit.add_argument("file", type=Path)
-    submit.add_argument("--endpoint", default="RecognizeLabel", choices=ENDPOINTS, metavar="ENDPOINT")
+    submit = command("submit", _submit, "send a file to the API and enqueue its poll request")
+    submit.add_argument("file", type=Path, metavar="FILE", help="image or PDF (text for ConvertTextToSpeech)")
+    submit.add_argument(
+        "--endpoint",
+        default="RecognizeLabel",
+        choices=ENDPOINTS,
+        metavar="ENDPOINT",
+        help="one of " + ", ".join(ENDPOINTS),
+    )
     submit.add_argument("--result-type", help="settings.resultType, e.g. Text, Pdf, TextAndPdf, Hocr")
     submit.add_argument("--no-enqueue", action="store_true", help="only print the task id")
-    submit.set_defaults(run=_submit)
+    env_file(submit)
 
-    status = commands.add_parser("status", help="show a task's record and stored results")
-    status.add_argument("task_id")
-    status.add_argument("--download", type=Path, metavar="DIR", help="fetch the stored results into DIR")
-    status.set_defaults(run=_status)
+    status = command("status", _status, "print a task's record; exit 0 only when it ended Completed")
+    status.add_argument("task_id", metavar="TASK_ID", help="the id the API answered to the submission")
+    status.add_argument("--wait", action="store_true", help="block until the task ends")
+    status.add_argument("--interval", type=float, default=1.0, help="with --wait: seconds between reads")
+    status.add_argument("--timeout", type=float, default=0.0, help="with --wait: give up after (0: never)")
+    status.add_argument(
+        "--download", type=Path, metavar="DIR", help="fetch the stored results into DIR/TASK_ID/"
+    )
+    env_file(status)
+
+    redrive = command(
+        "redrive",
+        _redrive,
+        "move the dead-letter queue back to the poll queue, leaving requests the function rejects as invalid",
+    )
+    redrive.add_argument("--dry-run", action="store_true", help="list the messages, move nothing")
+    redrive.add_argument("--include-invalid", action="store_true", help="move the invalid requests too")
+    env_file(redrive)
     return parser
+
+
+def _variables(args: argparse.Namespace) -> tuple[Mapping[str, str], str]:
+    """The command's variables and where they come from: the --env-file, or the environment."""
+    from ocr_poller_tools.envfile import read_env_file
+
+    if args.env_file is not None:
+        return read_env_file(args.env_file), str(args.env_file)
+    return os.environ, "the environment"
 
 
 def _emulator(args: argparse.Namespace) -> int:
     from ocr_poller_tools.emulator import main_emulator
 
-    main_emulator(args.port, args.processing_seconds, args.client_id, args.client_secret)
+    try:
+        main_emulator(args.port, args.processing_seconds, args.client_id, args.client_secret)
+    except OSError as exc:
+        raise ToolError(f"--port {args.port}: {exc.strerror}") from exc
     return 0
-
-
-@dataclass(frozen=True)
-class _Tracked:
-    name: str
-    task_id: str
 
 
 def _local(args: argparse.Namespace) -> int:
-    """Everything on loopback: moto's server with the template's resources, the emulator, the handler."""
-    import boto3
+    """Check everything that can be checked first, then start the stack and run the demo or serve."""
+    from ocr_poller_tools.envfile import check_env_file_target
 
-    from ocr_poller.adapters.aspose import AsposeApi, Credentials, submission_body
-    from ocr_poller_tools import sandbox
-    from ocr_poller_tools.localrun import LocalContext, QueueFeeder, eventbridge_event
-
-    if not args.template.is_file():
-        raise CliError(f"{args.template}: no such template (run from the repository, or pass --template)")
+    if args.serve and args.env_file is None:
+        raise ToolError("--serve needs --env-file PATH (where the other commands find the stack)")
+    if args.env_file is not None and not args.serve:
+        raise ToolError("--env-file goes with --serve")
+    if args.serve and args.task_id:
+        raise ToolError("--task-id goes without --serve (a served stack takes tasks from submit)")
+    if args.serve:
+        check_env_file_target(args.env_file)
+    api = None
     if args.task_id:
-        client_id, client_secret = _env_credentials()
-    moto = sandbox.start_moto_server()
-    stack = sandbox.deploy_stack(moto.url, args.template, name_suffix="local")
-    emulator = None
-    if args.task_id:
-        base_url = os.environ.get("ASPOSE_BASE_URL", DEFAULT_ASPOSE_BASE_URL)
-    else:
-        from ocr_poller_tools.emulator import Emulator
+        _check_task_id(args.task_id, args.endpoint)
+        api = _real_api(os.environ)
+    from ocr_poller_tools.localrun import LocalRun, LocalStack, serve, template_file
 
-        emulator = Emulator(processing_seconds=args.processing_seconds, log_requests=False).start()
-        client_id, client_secret, base_url = "local", "local-secret", emulator.url
-    os.environ.update(
-        sandbox.environment(
-            stack,
-            moto.url,
-            ASPOSE_BASE_URL=base_url,
-            ASPOSE_CLIENT_ID=client_id,
-            ASPOSE_CLIENT_SECRET=client_secret,
-            POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-            POWERTOOLS_METRICS_DISABLED="true",
-        )
-    )
-    os.environ.pop("ASPOSE_CREDENTIALS_SECRET", None)
-    from ocr_poller import handler
+    with (
+        template_file(args.template) as template,
+        LocalStack.start(
+            template,
+            api=api,
+            processing_seconds=args.processing_seconds,
+            aws_port=args.aws_port,
+            api_port=args.api_port,
+            log_level=args.log_level,
+        ) as local,
+    ):
+        if args.serve:
+            return serve(local, args.env_file, sys.stdout)
+        print(f"moto's AWS server: {local.moto.url}; Aspose API: {local.api.base_url}", flush=True)
+        run = LocalRun(local, sys.stdout, timeout=args.timeout)
+        return run.run_task(args.task_id, args.endpoint) if args.task_id else run.run_samples()
 
-    print(f"moto's AWS server: {moto.url}; Aspose API: {base_url}")
-    sqs = boto3.client("sqs", endpoint_url=moto.url, region_name=stack.region)
-    tracked: list[_Tracked] = []
+
+def _check_task_id(task_id: str, endpoint: str) -> None:
+    """Refuse at once a task id the function would reject, with the function's own reason."""
+    from ocr_poller.errors import Refused
+    from ocr_poller.request import parse_document
+
     try:
-        if args.task_id:
-            tracked.append(_Tracked(args.endpoint, args.task_id))
-            _enqueue(sqs, stack.queue_url, args.task_id, args.endpoint)
-        else:
-            api = AsposeApi(base_url, lambda: Credentials(client_id, client_secret))
-            label = api.submit(
-                "RecognizeLabel", submission_body("RecognizeLabel", (SAMPLES / "label.png").read_bytes())
-            )
-            pdf = api.submit(
-                "RecognizePdf",
-                submission_body(
-                    "RecognizePdf", (SAMPLES / "invoice.pdf").read_bytes(), result_type="TextAndPdf"
-                ),
-            )
-            tracked += [_Tracked("label.png  (SQS)", label), _Tracked("invoice.pdf (EventBridge)", pdf)]
-            print(f"submitted samples/label.png as {label} and samples/invoice.pdf as {pdf}")
-            _enqueue(sqs, stack.queue_url, label, "RecognizeLabel")
-            handler.lambda_handler(
-                eventbridge_event({"taskId": pdf, "endpoint": "RecognizePdf"}), LocalContext()
-            )
-        feeder = QueueFeeder(sqs, stack.queue_url, handler.lambda_handler, region=stack.region)
-        records = _watch(feeder, _records(), tracked, args.timeout)
-        _report(records, tracked, stack, moto.url)
-    finally:
-        if emulator is not None:
-            emulator.stop()
-        moto.stop()
-    finished = len(records) == len(tracked) and all(r["status"] not in _RUNNING for r in records.values())
-    return 0 if finished else 1
+        parse_document({"taskId": task_id, "endpoint": endpoint}, default_endpoint=endpoint)
+    except Refused as exc:
+        raise ToolError(f"the poller rejects this request: {exc}") from exc
 
 
-def _env_credentials() -> tuple[str, str]:
-    client_id, client_secret = os.environ.get("ASPOSE_CLIENT_ID"), os.environ.get("ASPOSE_CLIENT_SECRET")
+def _real_api(env: Mapping[str, str]) -> ApiAccess:
+    from ocr_poller.adapters.aspose import Credentials
+    from ocr_poller_tools.localrun import ApiAccess
+
+    client_id, client_secret = env.get("ASPOSE_CLIENT_ID"), env.get("ASPOSE_CLIENT_SECRET")
     if not client_id or not client_secret:
-        raise CliError(
+        raise ToolError(
             "polling a real task needs ASPOSE_CLIENT_ID and ASPOSE_CLIENT_SECRET in the environment"
         )
-    return client_id, client_secret
-
-
-def _enqueue(sqs: Any, queue_url: str, task_id: str, endpoint: str) -> None:
-    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"taskId": task_id, "endpoint": endpoint}))
-
-
-def _watch(
-    feeder: Any, table: DynamoRecords, tracked: list[_Tracked], timeout: float
-) -> dict[str, dict[str, Any]]:
-    """Feed the queue to the handler until every task ended; print each status change, and progress."""
-    started = last_line = time.monotonic()
-    records: dict[str, dict[str, Any]] = {}
-    while time.monotonic() - started < timeout:
-        feeder.feed_once(wait_seconds=1)
-        for task in tracked:
-            record = table.item(task.task_id)
-            if record is None:
-                continue
-            changed = records.get(task.task_id, {}).get("status") != record["status"]
-            records[task.task_id] = record
-            if changed:
-                last_line = _progress(started, task.name, record)
-        running = [task for task in tracked if records.get(task.task_id, {}).get("status") in _RUNNING]
-        if time.monotonic() - last_line >= PROGRESS_SECONDS:
-            for task in running:
-                last_line = _progress(started, task.name, records[task.task_id], "still")
-        if len(records) == len(tracked) and not running and feeder.queue_is_empty():
-            break
-    else:
-        print(f"gave up after {timeout:g} s; tasks still running are left on the queue")
-    return records
-
-
-def _progress(started: float, name: str, record: dict[str, Any], still: str = "") -> float:
-    now = time.monotonic()
-    status = f"{still} {record['status']}".strip()
-    print(f"[{now - started:6.1f}s] {name:26} {status:16} after {int(record['attempts'])} check(s)")
-    return now
-
-
-def _records() -> DynamoRecords:
-    """The task records of RESULTS_TABLE, one client for all reads."""
-    from ocr_poller.adapters.dynamodb import DynamoRecords
-
-    return DynamoRecords(os.environ["RESULTS_TABLE"])
-
-
-def _report(
-    records: dict[str, dict[str, Any]], tracked: list[_Tracked], stack: Any, endpoint_url: str
-) -> None:
-    import boto3
-
-    s3 = boto3.client("s3")
-    for task in tracked:
-        record = records.get(task.task_id)
-        if record is None:
-            continue
-        print(f"\n{task.name}: task {task.task_id} {record['status']} after {record['attempts']} check(s)")
-        for message in record.get("errorMessages", []):
-            print(f"  error: {message}")
-        for result in record.get("results", []):
-            print(
-                f"  s3://{result['bucket']}/{result['key']}  {result['contentType']}  {result['size']} bytes"
-            )
-            if result["contentType"].startswith("text/plain"):
-                body = s3.get_object(Bucket=result["bucket"], Key=result["key"])["Body"].read()
-                print("    " + body.decode("utf-8", "replace").strip().replace("\n", "\n    "))
-    sqs = boto3.client("sqs")
-    events = sqs.receive_message(QueueUrl=stack.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-    for message in events.get("Messages", []):
-        event = json.loads(message["Body"])
-        print(f"\nevent {event.get('detail-type')!r}: {json.dumps(event.get('detail', {}))[:200]}")
+    base_url = env.get("ASPOSE_BASE_URL") or DEFAULT_ASPOSE_BASE_URL
+    return ApiAccess(base_url.rstrip("/"), Credentials(client_id, client_secret))
 
 
 def _submit(args: argparse.Namespace) -> int:
-    """Send a file to the API (ASPOSE_BASE_URL) and put its poll request on POLL_QUEUE_URL."""
+    """Check the poll queue, send the file to ASPOSE_BASE_URL, then enqueue the new task's poll request."""
     from ocr_poller.adapters.aspose import AsposeApi, SubmitError, submission_body
-    from ocr_poller.errors import ConfigError, Redeliver, RetryLater
-    from ocr_poller.wiring import credentials_provider
+    from ocr_poller.errors import Redeliver, RetryLater
+    from ocr_poller_tools.stackclient import StackClient
 
+    variables, source = _variables(args)
     if not args.file.is_file():
-        raise CliError(f"{args.file}: no such file")
-    base_url = os.environ.get("ASPOSE_BASE_URL", DEFAULT_ASPOSE_BASE_URL).rstrip("/")
-    try:
-        credentials = credentials_provider(
-            secret_name=os.environ.get("ASPOSE_CREDENTIALS_SECRET"),
-            client_id=os.environ.get("ASPOSE_CLIENT_ID"),
-            client_secret=os.environ.get("ASPOSE_CLIENT_SECRET"),
-        )
-        body = submission_body(args.endpoint, args.file.read_bytes(), result_type=args.result_type)
-        task_id = AsposeApi(base_url, credentials).submit(args.endpoint, body)
-    except ConfigError as exc:
-        raise CliError(str(exc)) from exc
-    except RetryLater as exc:
-        raise CliError(f"cannot reach the API at {base_url}: {exc}") from exc
-    except (SubmitError, Redeliver) as exc:
-        raise CliError(str(exc)) from exc
-    print(task_id)
+        raise ToolError(f"{args.file}: no such file")
+    stack = StackClient(variables, source)
     if not args.no_enqueue:
-        queue_url = os.environ.get("POLL_QUEUE_URL")
-        if not queue_url:
-            raise CliError("set POLL_QUEUE_URL to enqueue the poll request (or pass --no-enqueue)")
-        import boto3
-
-        _enqueue(boto3.client("sqs"), queue_url, task_id, args.endpoint)
-        print(f"poll request queued on {queue_url}", file=sys.stderr)
+        # A task created at Aspose is billed: make sure its poll request has somewhere to go first.
+        stack.check_queue()
+    base_url = (variables.get("ASPOSE_BASE_URL") or DEFAULT_ASPOSE_BASE_URL).rstrip("/")
+    credentials = _aspose_credentials(stack)
+    try:
+        body = submission_body(args.endpoint, args.file.read_bytes(), result_type=args.result_type)
+        task_id = AsposeApi(base_url, lambda: credentials).submit(args.endpoint, body)
+    except OSError as exc:
+        raise ToolError(f"{args.file}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ToolError(f"{args.file}: {args.endpoint} wants UTF-8 text") from exc
+    except RetryLater as exc:
+        raise ToolError(f"cannot reach the API at {base_url}: {exc}") from exc
+    except (SubmitError, Redeliver) as exc:  # Redeliver: the token endpoint refused the credentials
+        raise ToolError(str(exc)) from exc
+    print(task_id, flush=True)
+    if not args.no_enqueue:
+        try:
+            stack.enqueue(task_id, args.endpoint)
+        except ToolError as exc:
+            raise ToolError(f"task {task_id} was created but its poll request was not queued: {exc}") from exc
+        print(f"poll request queued on {variables['POLL_QUEUE_URL']}", file=sys.stderr)
     return 0
 
 
-def _status(args: argparse.Namespace) -> int:
-    """Print the task's record (RESULTS_TABLE) and optionally download its results."""
-    if not os.environ.get("RESULTS_TABLE"):
-        raise CliError("set RESULTS_TABLE (and the usual AWS variables) to read task records")
-    record = _records().item(args.task_id)
-    if record is None:
-        raise CliError(f"no record for task {args.task_id}")
-    print(json.dumps(record, indent=2, default=str))
-    if args.download:
-        import boto3
+def _aspose_credentials(stack: StackClient) -> Credentials:
+    """The API's credentials: from the secret ASPOSE_CREDENTIALS_SECRET names, or given directly."""
+    from ocr_poller.adapters.aspose import Credentials
+    from ocr_poller_tools.stackclient import aws_errors
 
-        s3 = boto3.client("s3")
-        args.download.mkdir(parents=True, exist_ok=True)
-        for result in record.get("results", []):
-            target = args.download / Path(result["key"]).name
-            s3.download_file(result["bucket"], result["key"], str(target))
-            print(f"downloaded {target} ({result['size']} bytes)", file=sys.stderr)
+    env = stack.variables
+    secret_name = env.get("ASPOSE_CREDENTIALS_SECRET")
+    if secret_name:
+        with aws_errors(f"secret {secret_name}"):
+            secret = stack.secrets.get_secret_value(SecretId=secret_name)["SecretString"]
+        try:
+            document = json.loads(secret)
+            return Credentials(str(document["clientId"]), str(document["clientSecret"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ToolError(f"secret {secret_name} must hold clientId and clientSecret") from exc
+    if env.get("ASPOSE_CLIENT_ID") and env.get("ASPOSE_CLIENT_SECRET"):
+        return Credentials(env["ASPOSE_CLIENT_ID"], env["ASPOSE_CLIENT_SECRET"])
+    raise ToolError(
+        f"set ASPOSE_CREDENTIALS_SECRET, or ASPOSE_CLIENT_ID and ASPOSE_CLIENT_SECRET, in {stack.source}"
+    )
+
+
+def _status(args: argparse.Namespace) -> int:
+    """Print the task's record; with --wait only once it ended; with --download fetch its results."""
+    from ocr_poller_tools.stackclient import RUNNING, StackClient
+
+    variables, source = _variables(args)
+    if args.download is not None and args.download.exists() and not args.download.is_dir():
+        raise ToolError(f"{args.download} exists and is not a folder")
+    stack = StackClient(variables, source)
+    if args.wait:
+
+        def changed(record: dict[str, Any] | None) -> None:
+            state = (
+                "no record yet"
+                if record is None
+                else f"{record['status']} after {record['attempts']} check(s)"
+            )
+            print(f"task {args.task_id}: {state}", file=sys.stderr, flush=True)
+
+        record = stack.wait(args.task_id, interval=args.interval, timeout=args.timeout, on_change=changed)
+    else:
+        record = stack.record(args.task_id)
+    if record is None:
+        raise ToolError(f"no record for task {args.task_id} in table {stack.required('RESULTS_TABLE')}")
+    print(json.dumps(record, indent=2, ensure_ascii=False))
+    sys.stdout.flush()
+    status = record["status"]
+    if status in RUNNING:
+        hint = (
+            f"still {status} after {args.timeout:g} s" if args.wait else f"is still {status} (--wait waits)"
+        )
+        _fail(f"task {args.task_id} {hint}", EXIT_RUNNING)
+        return EXIT_RUNNING
+    if args.download is not None:
+        for path in stack.download(record, args.download):
+            print(f"downloaded {path}", file=sys.stderr)
+    if status != "Completed":
+        messages = "; ".join(record.get("errorMessages", []))
+        raise ToolError(f"task {args.task_id} ended {status}" + (f": {messages}" if messages else ""))
+    return 0
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    """List each dead letter with its reason and what happens to it; move the valid ones."""
+    from ocr_poller_tools.redrive import DeadLetter, redrive
+    from ocr_poller_tools.stackclient import StackClient
+
+    variables, source = _variables(args)
+
+    def show(letter: DeadLetter) -> None:
+        if letter.moved:
+            action = "moved"
+        elif letter.invalid is None or args.include_invalid:
+            action = "would move" if args.dry_run else "moved"
+        else:
+            action = "left (invalid)"
+        reason = letter.reject_reason or letter.invalid or "its checks failed too often"
+        print(
+            f"{letter.message_id}  {action:14}  taskId={letter.task_id or '-'}  reason: {reason}", flush=True
+        )
+
+    letters = redrive(
+        StackClient(variables, source),
+        dry_run=args.dry_run,
+        include_invalid=args.include_invalid,
+        on_message=show,
+    )
+    moved = sum(letter.moved for letter in letters)
+    invalid = sum(letter.invalid is not None and not letter.moved for letter in letters)
+    summary = f"{len(letters)} dead letter(s): {moved} moved to the poll queue"
+    if invalid:
+        summary += f", {invalid} invalid left (--include-invalid moves them)"
+    print(summary, file=sys.stderr)
     return 0
 
 

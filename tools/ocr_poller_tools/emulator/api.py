@@ -31,6 +31,8 @@ NOT_BASE64 = "%%%not-base64%%%"
 _JSON = "application/json; charset=utf-8"
 _TEXT = "text/plain; charset=utf-8"
 _CHECK_PATH = re.compile(r"/v5\.0/ocr/(?P<endpoint>[A-Za-z0-9]+)")
+# The SDK's UtilitiesApi.get_task_status: any endpoint's task, its status without results.
+_STATUS_PATH = "/v5.0/ocr/utilities/gettaskstatus"
 _TASK_PATH = re.compile(r"/emulator/tasks/(?P<task>[^/]+)(?P<faults>/faults)?")
 _DATA_MARK = "@@streamed-data@@"
 
@@ -117,6 +119,8 @@ class EmulatedApi:
             return _text(200, self._description())
         if method == "POST" and url.path == "/connect/token":
             return self._issue_token(_form(body))
+        if method == "GET" and url.path.lower() == _STATUS_PATH:
+            return self._task_status(_form(url.query.encode()).get("id"), headers.get("authorization"))
         if check and method in ("GET", "POST"):
             try:
                 endpoint = canonical_endpoint(check["endpoint"])
@@ -201,6 +205,20 @@ class EmulatedApi:
         normal = _json(200, _answer(task_id, status, _status_code(status), results))
         return normal if fault is None else _faulty(fault, task_id, task, normal)
 
+    def _task_status(self, task_id: str | None, authorization: str | None) -> Reply:
+        """The task's status whatever its endpoint, never its results; faults stay queued for the checks."""
+        if not task_id:
+            return _problem(400, "the id query parameter is required")
+        with self._lock:
+            self._checks[task_id] += 1
+            if not self._authorized(authorization):
+                return _UNAUTHORIZED
+            task = self._tasks.get(task_id)
+            if task is None:
+                return _json(200, _answer(task_id, "NotExist", "TaskNotFound"))
+            status = self._status(task)
+        return _json(200, _answer(task_id, status, _status_code(status)))
+
     def _status(self, task: _Task) -> str:
         elapsed = self._clock() - task.submitted_at
         if elapsed >= self._processing_seconds:
@@ -227,6 +245,7 @@ class EmulatedApi:
                 "GET  /v5.0/ocr/{Endpoint}?id=",
                 f"OCRResponse JSON: Pending, Processing, Completed after {self._processing_seconds:g} s",
             ),
+            ("GET  /v5.0/ocr/Utilities/GetTaskStatus?id=", "the task's status, results null"),
             ("GET  /emulator/tasks/{id}", "the task's status, check count and pending faults"),
             (
                 "POST /emulator/tasks/{id}/faults",
@@ -237,7 +256,7 @@ class EmulatedApi:
         lines = [
             "Aspose.OCR Cloud v5 API emulator (ocr-poller).",
             "",
-            *(f"{route:<36}{meaning}" for route, meaning in routes),
+            *(f"{route:<44}{meaning}" for route, meaning in routes),
             "",
             "Endpoints: " + ", ".join(ENDPOINTS),
             "Fault kinds: " + ", ".join(FaultKind),
