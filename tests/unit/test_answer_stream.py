@@ -15,7 +15,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocr_poller.adapters._answer_stream import Answer, AnswerFormatError, ResultDecodeError, read_answer
+from ocr_poller.adapters._answer_stream import (
+    Answer,
+    AnswerFormatError,
+    ForeignAnswerError,
+    ResultDecodeError,
+    TooManyResultsError,
+    read_answer,
+)
+from ocr_poller.limits import (
+    MAX_FIELD_BYTES,
+    MAX_MESSAGE_BYTES,
+    MAX_MESSAGES,
+    MAX_RESULTS,
+    capped,
+    capped_messages,
+)
 
 Collected = tuple[int, str, bytes]
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF"
@@ -392,7 +407,6 @@ def test_a_body_that_is_not_json_is_a_format_error(body: bytes, chunk_size: int)
         '{"error": {"warnings": [null]}}',
         '{"id": "a", "id": "b"}',
         '{"results": [{"data": "", "data": ""}]}',
-        json.dumps({"error": {"messages": ["m" * 4096] * 300}}),  # over the 1 MiB kept for strings
     ],
 )
 def test_known_fields_of_the_wrong_type_are_a_format_error(body: str) -> None:
@@ -405,6 +419,126 @@ def test_format_errors_say_what_was_expected_and_where() -> None:
         AnswerFormatError, match=r"expected a string or null for 'taskStatus', found '1' at byte 15"
     ):
         read('{"taskStatus": 1}')
+
+
+# What is kept of a hostile answer: bounded, whatever the body holds (CONTRACT.md section 10)
+
+
+def utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+@pytest.mark.parametrize("char", ["x", "é", "€", "𝄞"])
+def test_huge_strings_in_every_field_are_cut_to_their_caps(char: str) -> None:
+    # Given an answer whose every string is a megabyte, in characters of 1 to 4 UTF-8 bytes
+    huge = char * ((1 << 20) // utf8_size(char))
+    body = json.dumps(
+        {
+            "id": huge,
+            "responseStatusCode": huge,
+            "taskStatus": huge,
+            "results": [{"type": huge, "data": b64(b"hi")}],
+            "error": {"messages": [huge], "warnings": [huge]},
+        },
+        ensure_ascii=char == "x",  # escaped and raw UTF-8 alike
+    )
+    # When
+    answer = read(body, chunk_size=4096)
+    # Then every kept string is its cap's cut of the original, and the result still arrived
+    fields = (answer.task_id, answer.response_status_code, answer.task_status, answer.results[0][1])
+    assert fields == (capped(huge, MAX_FIELD_BYTES),) * 4
+    assert answer.error_messages == answer.warnings == (capped(huge, MAX_MESSAGE_BYTES),)
+    assert utf8_size(answer.error_messages[0]) <= MAX_MESSAGE_BYTES
+    assert answer.results[0][2] == b"hi"
+
+
+def test_strings_at_their_cap_are_kept_whole() -> None:
+    # Given strings of exactly the caps, in two-byte characters
+    field, message = "é" * (MAX_FIELD_BYTES // 2), "é" * (MAX_MESSAGE_BYTES // 2)
+    # When
+    answer = read(json.dumps({"id": field, "error": {"messages": [message]}}, ensure_ascii=False))
+    # Then
+    assert (answer.task_id, answer.error_messages) == (field, (message,))
+
+
+def test_megabytes_of_messages_keep_the_first_ones_and_say_how_many_more() -> None:
+    # Given a few megabytes of long non-ASCII messages and of warnings
+    messages = [f"{i}: " + "ошибка " * 1000 for i in range(400)]
+    body = json.dumps({"taskStatus": "Error", "error": {"messages": messages, "warnings": messages}})
+    # When
+    answer = read(body, chunk_size=64 * 1024)
+    # Then MAX_MESSAGES lines are kept, the last one counting the rest, each within its cap
+    expected = tuple(capped(m, MAX_MESSAGE_BYTES) for m in messages[: MAX_MESSAGES - 1]) + (
+        f"... and {400 - MAX_MESSAGES + 1} more",
+    )
+    assert answer.error_messages == answer.warnings == expected
+    assert answer.task_status == "Error"
+    # and the poll's own cap leaves them as they are
+    assert capped_messages(answer.error_messages) == answer.error_messages
+
+
+def test_exactly_max_messages_are_kept_without_a_count() -> None:
+    messages = [f"m{i}" for i in range(MAX_MESSAGES)]
+    assert read(json.dumps({"error": {"messages": messages}})).error_messages == tuple(messages)
+
+
+def test_more_results_than_the_cap_fail_before_the_first_one_past_it_is_stored() -> None:
+    # Given a completed answer with thousands of small results
+    body = json.dumps(
+        {"taskStatus": "Completed", "results": [{"type": "Text", "data": b64(b"x")}] * 5000}
+    ).encode()
+    stored: list[int] = []
+
+    def store(index: int, kind: str, chunks: Iterator[bytes]) -> int:
+        stored.append(index)
+        return index
+
+    # When / Then
+    with pytest.raises(TooManyResultsError, match=f"more than {MAX_RESULTS} results"):
+        read_answer(split(body, [4096]), store)
+    assert stored == list(range(MAX_RESULTS))
+
+
+def test_exactly_max_results_are_read() -> None:
+    body = json.dumps({"results": [{"type": "Text", "data": b64(b"x")}] * MAX_RESULTS})
+    assert len(read(body, chunk_size=4096).results) == MAX_RESULTS
+
+
+ONE_RESULT = {"type": "Text", "data": "eA=="}
+
+
+def refuse_to_store(index: int, kind: str, chunks: Iterator[bytes]) -> Collected:
+    pytest.fail("nothing may be stored")
+
+
+def test_another_tasks_id_fails_the_answer_before_any_result_is_stored() -> None:
+    # Given an answer for another task, its results after its id
+    body = json.dumps({"id": "other", "taskStatus": "Completed", "results": [ONE_RESULT]})
+    # When / Then
+    with pytest.raises(ForeignAnswerError, match=r"another task \(other\)"):
+        read_answer(split(body.encode(), [5]), refuse_to_store, task_id="mine")
+
+
+def test_this_tasks_id_or_none_is_read_as_usual() -> None:
+    for answer_id in ("mine", None):
+        body = json.dumps({"id": answer_id, "taskStatus": "Completed", "results": [ONE_RESULT]})
+        answer = read_answer(split(body.encode(), [5]), collect, task_id="mine")
+        assert (answer.task_id, answer.results) == (answer_id, ((0, "Text", b"x"),))
+
+
+@pytest.mark.parametrize("status", ["Pending", "Processing", "Error", "NotExist", "Sideways"])
+def test_results_after_a_status_other_than_completed_are_not_stored(status: str) -> None:
+    # Given an answer that says the task is not completed, then carries results anyway
+    body = json.dumps({"taskStatus": status, "results": [ONE_RESULT] * 3})
+    # When
+    answer = read_answer(split(body.encode(), [5]), refuse_to_store, task_id="t")
+    # Then
+    assert (answer.task_status, answer.results) == (status, ())
+
+
+def test_a_thousands_deep_value_is_a_format_error_not_a_recursion_error() -> None:
+    with pytest.raises(AnswerFormatError, match="nested deeper"):
+        read('{"unknown": ' + "[" * 5000 + "]" * 5000 + "}", chunk_size=4096)
 
 
 # Properties

@@ -1,4 +1,11 @@
-"""Streaming reader of an Aspose.OCR v5 answer: results are Base64-decoded as they arrive, not held whole."""
+"""Streaming reader of an Aspose.OCR v5 answer: results are Base64-decoded as they arrive, not held whole.
+
+What the reader keeps is bounded whatever the body holds (CONTRACT.md section 10): each kept string is
+cut to its cap from ocr_poller.limits (id, statuses and types to MAX_FIELD_BYTES, each message to
+MAX_MESSAGE_BYTES), at most MAX_MESSAGES messages and as many warnings are kept (the last one then says
+how many more there were), and an answer with more than MAX_RESULTS results is refused at the first one
+past the cap, before it reaches on_result. Long strings are still read through, and checked, to their end.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +18,19 @@ from contextlib import ExitStack
 from functools import partial
 from typing import Generic, TypeVar
 
+from ocr_poller.limits import (
+    MAX_FIELD_BYTES,
+    MAX_MESSAGE_BYTES,
+    MAX_MESSAGES,
+    MAX_RESULTS,
+    capped,
+)
 from ocr_poller.model import Answer
 
 T = TypeVar("T")
 
 _RUN_BYTES = 1 << 20  # string text handled at a time; bounds the pieces given to on_result
 _SPOOL_BYTES = 8 << 20  # data met before its type stays in memory up to this, then goes to a temporary file
-_TEXT_BYTES = 1 << 20  # all kept strings together (id, statuses, types, messages): a body cannot grow them
 _KEY_BYTES = 64  # a longer key is none of ours: skipped, not kept
 _SCALAR_BYTES = 4096  # the longest number accepted; json itself refuses integers past 4300 digits
 _MAX_DEPTH = 200  # nesting of skipped values, so that skipping can never hit Python's recursion limit
@@ -29,6 +42,8 @@ _ERROR_KEYS = frozenset({"messages", "warnings"})
 _NOT_WHITESPACE = re.compile(rb"[^ \t\r\n]")
 _TEXT_STOP = re.compile(rb'["\\\x00-\x1f]')
 _CONTROL = re.compile(rb"[\x00-\x1f]")
+# Text and valid escapes up to the next stop: how the part of a string that is not kept is checked, fast.
+_CHECKED_TEXT = re.compile(rb'(?:[^"\\\x00-\x1f]++|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*+')
 _SCALAR = re.compile(rb"true|false|null|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _ESCAPE = re.compile(
     rb'\\(?:u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(["\\/bfnrt]))'
@@ -52,6 +67,18 @@ class AnswerFormatError(ValueError):
     """The body is not the documented JSON answer."""
 
 
+class TooManyResultsError(ValueError):
+    """The answer holds more results than the poller keeps (MAX_RESULTS)."""
+
+
+class ForeignAnswerError(ValueError):
+    """The answer names another task than the one asked for."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"the answer is for another task ({task_id})")
+        self.task_id = task_id
+
+
 class ResultDecodeError(ValueError):
     """A result's data is not valid Base64."""
 
@@ -60,9 +87,26 @@ class ResultDecodeError(ValueError):
         self.index = index
 
 
-def read_answer(body: Iterable[bytes], on_result: Callable[[int, str, Iterator[bytes]], T]) -> Answer[T]:
-    """Parse an answer streamed as byte chunks, handing each result's decoded bytes to on_result."""
-    return _AnswerReader(_Cursor(iter(body)), on_result).read()
+def read_answer(
+    body: Iterable[bytes],
+    on_result: Callable[[int, str, Iterator[bytes]], T],
+    *,
+    task_id: str | None = None,
+) -> Answer[T]:
+    """Parse an answer streamed as byte chunks, handing each result's decoded bytes to on_result.
+
+    With `task_id`, results are stored only for an answer that can be that task's results: an `id`
+    naming another task fails the answer as soon as it is read (ForeignAnswerError), and results that
+    follow a `taskStatus` other than Completed are read through without reaching on_result.
+    """
+    return _AnswerReader(_Cursor(iter(body)), on_result, task_id).read()
+
+
+def _bounded(text: str, limit: int) -> str:
+    """The text as read when it fits `limit` UTF-8 bytes, else cut to it (limits.capped)."""
+    if len(text.encode("utf-8", "surrogatepass")) <= limit:
+        return text
+    return capped(text, limit)
 
 
 def _escaped(match: re.Match[bytes]) -> str:
@@ -152,38 +196,48 @@ class _Cursor:
             raise self.error(f"a number longer than {_SCALAR_BYTES} bytes")
         self._pos = match.end()
 
-    def string(self, keep: int) -> str | None:
-        """The string whose opening quote was just consumed; None (skipped) when longer than `keep` bytes."""
+    def string(self, keep: int) -> str:
+        """The string whose opening quote was just consumed, read to its end and checked; of its text,
+        only the first characters are kept: all of it when it fits `keep` UTF-8 bytes, else a prefix
+        longer than `keep` bytes (a few characters more), so that the caller can tell and cut it."""
         utf8 = codecs.getincrementaldecoder("utf-8")("surrogatepass")  # as json.loads decodes bytes
         parts: list[str] = []
-        size = 0
+        kept = 0  # UTF-8 bytes of the kept text
         while True:
-            stop = _TEXT_STOP.search(self._buf, self._pos, self._pos + _RUN_BYTES)
-            end = min(len(self._buf), self._pos + _RUN_BYTES) if stop is None else stop.start()
+            limit = min(len(self._buf), self._pos + _RUN_BYTES)
+            if kept > keep:  # nothing more is kept: escapes are checked in bulk, not decoded one by one
+                checked = _CHECKED_TEXT.match(self._buf, self._pos, limit)
+                end = limit if checked is None else checked.end()
+                stop = end < limit
+            else:
+                found = _TEXT_STOP.search(self._buf, self._pos, limit)
+                end, stop = (limit, False) if found is None else (found.start(), True)
             raw = self._buf[self._pos : end]
             self._pos = end
-            size += len(raw)
             try:
-                text = utf8.decode(raw, final=stop is not None)
+                text = utf8.decode(raw, final=stop)
             except UnicodeDecodeError:
                 raise self.error("invalid UTF-8 in a string") from None
-            if size <= keep:
-                parts.append(text)
-            if stop is None:
+            if kept <= keep and text:
+                piece = text[: keep - kept + 1]  # a character is at least one byte: enough to pass `keep`
+                parts.append(piece)
+                kept += len(piece.encode("utf-8", "surrogatepass"))
+            if not stop:
                 if self._pos == len(self._buf) and not self.fill():
                     raise self.error("the body ended inside a string")
             elif self._buf[end] == ord('"'):
                 self._pos += 1
-                return "".join(parts) if size <= keep else None
+                return "".join(parts)
             elif self._buf[end] == ord("\\"):
                 self.ensure(12)  # the longest escape: a surrogate pair
                 escape = _ESCAPE.match(self._buf, self._pos)
                 if escape is None:
                     raise self.error("invalid escape sequence in a string")
                 self._pos = escape.end()
-                size += len(escape[0])
-                if size <= keep:
-                    parts.append(_escaped(escape))
+                if kept <= keep:
+                    char = _escaped(escape)
+                    parts.append(char)
+                    kept += len(char.encode("utf-8", "surrogatepass"))
             else:
                 raise self.error("control character in a string")
 
@@ -258,10 +312,12 @@ class _Base64Text:
 class _AnswerReader(Generic[T]):
     """The answer's grammar over a cursor: known fields kept, unknown ones skipped, results streamed."""
 
-    def __init__(self, cursor: _Cursor, on_result: Callable[[int, str, Iterator[bytes]], T]) -> None:
+    def __init__(
+        self, cursor: _Cursor, on_result: Callable[[int, str, Iterator[bytes]], T], task_id: str | None
+    ) -> None:
         self._cur = cursor
         self._on_result = on_result
-        self._text_left = _TEXT_BYTES
+        self._task_id = task_id
         self._data_error: ValueError | None = None  # a decoding failure on_result may have swallowed
 
     def read(self) -> Answer[T]:
@@ -275,12 +331,17 @@ class _AnswerReader(Generic[T]):
         for key in self._members("the answer", _ANSWER_KEYS):
             if key == "id":
                 task_id = self._text("'id'")
+                if self._task_id is not None and task_id is not None and task_id != self._task_id:
+                    raise ForeignAnswerError(task_id)
             elif key == "taskStatus":
                 task_status = self._text("'taskStatus'")
             elif key == "responseStatusCode":
                 status_code = self._text("'responseStatusCode'")
             elif key == "results":
-                results = () if self._null("'results'") else self._results()
+                if self._task_id is not None and task_status not in (None, "Completed"):
+                    self._skip()  # a running or failed task's results are none of its results: not stored
+                else:
+                    results = () if self._null("'results'") else self._results()
             elif key == "error":
                 messages, warnings = self._error()
             else:
@@ -288,8 +349,8 @@ class _AnswerReader(Generic[T]):
         self._cur.finish()
         return Answer(task_id, task_status, status_code, messages, warnings, results)
 
-    def _members(self, what: str, known: frozenset[str] = frozenset()) -> Iterator[str | None]:
-        """Keys of the object at the cursor, each left at its value (None for an overlong key)."""
+    def _members(self, what: str, known: frozenset[str] = frozenset()) -> Iterator[str]:
+        """Keys of the object at the cursor, each left at its value (an overlong key cut, matching none)."""
         self._cur.take(b"{", f"'{{' opening {what}")
         if self._cur.peek(f"a key or '}}' in {what}") == ord("}"):
             self._cur.take(b"}", "'}'")
@@ -298,7 +359,7 @@ class _AnswerReader(Generic[T]):
         while True:
             self._cur.take(b'"', f"a key in {what}")
             key = self._cur.string(_KEY_BYTES)
-            if key is not None and key in known:
+            if key in known:
                 if key in seen:
                     raise self._cur.error(f"{what} repeats the key {key!r}")
                 seen.add(key)
@@ -344,22 +405,33 @@ class _AnswerReader(Generic[T]):
         self._cur.scalar()
         return True
 
-    def _string(self, what: str) -> str:
-        """A string value, counted against the answer's text budget."""
+    def _string(self, what: str, limit: int) -> str:
+        """A string value, cut to `limit` UTF-8 bytes."""
         self._cur.take(b'"', what)
-        text = self._cur.string(self._text_left)
-        if text is None:
-            raise self._cur.error(f"the answer's strings exceed {_TEXT_BYTES} bytes")
-        self._text_left -= len(text)
-        return text
+        return _bounded(self._cur.string(limit), limit)
 
     def _text(self, what: str) -> str | None:
-        return None if self._null(what) else self._string(f"a string or null for {what}")
+        return None if self._null(what) else self._string(f"a string or null for {what}", MAX_FIELD_BYTES)
 
     def _texts(self, what: str) -> tuple[str, ...]:
+        """A list of messages: at most MAX_MESSAGES kept, the last of them saying how many more there were.
+
+        Kept so, the list is left as it is by limits.capped_messages, which the poll applies again.
+        """
         if self._null(what):
             return ()
-        return tuple(self._string(f"a string in {what}") for _ in self._elements(what))
+        kept: list[str] = []
+        total = 0
+        for _ in self._elements(what):
+            total += 1
+            if len(kept) < MAX_MESSAGES:
+                kept.append(self._string(f"a string in {what}", MAX_MESSAGE_BYTES))
+            else:
+                self._cur.take(b'"', f"a string in {what}")
+                self._cur.string(0)
+        if total > MAX_MESSAGES:
+            kept[MAX_MESSAGES - 1 :] = [f"... and {total - (MAX_MESSAGES - 1)} more"]
+        return tuple(kept)
 
     def _error(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The messages and warnings of the 'error' object."""
@@ -377,7 +449,12 @@ class _AnswerReader(Generic[T]):
         return messages, warnings
 
     def _results(self) -> tuple[T, ...]:
-        return tuple(self._result(index) for index in self._elements("'results'"))
+        results: list[T] = []
+        for index in self._elements("'results'"):
+            if index >= MAX_RESULTS:
+                raise TooManyResultsError(f"the answer holds more than {MAX_RESULTS} results")
+            results.append(self._result(index))
+        return tuple(results)
 
     def _result(self, index: int) -> T:
         """Read one result object, calling on_result once for it."""
