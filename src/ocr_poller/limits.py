@@ -19,6 +19,7 @@ MAX_MESSAGES = 20  # error.messages and warnings each
 MAX_MESSAGE_BYTES = 2000
 MAX_REASON_BYTES = 1000  # a failure's own explanation (lastError, rejectReason, log lines)
 MAX_TOKEN_BYTES = 8192  # an access_token; the bearer header carries it
+MAX_TASK_TOKEN_BYTES = 2048  # a Step Functions task token (SendTaskSuccess's taskToken: 1..2048)
 # Inline text of Text results (INLINE_TEXT_BYTES each): all of them together stay within this, so that
 # MAX_RESULTS entries, the messages and the texts fit one event with room to spare.
 INLINE_TEXT_BUDGET_BYTES = 128 * 1024

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ocr_poller.errors import Refused
+from ocr_poller.limits import MAX_TASK_TOKEN_BYTES
 
 ENDPOINTS: tuple[str, ...] = (
     "RecognizeImage",
@@ -30,15 +31,21 @@ _ENDPOINTS_BY_LOWER = {name.lower(): name for name in ENDPOINTS}
 
 # Task ids go into a URL query and an S3 key: letters, digits, '-' and '_' only (Aspose issues UUIDs).
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-MAX_BODY_BYTES = 8 * 1024
-MAX_TASK_TOKEN_CHARS = 2048  # Step Functions' own limit on a task token
+# Step Functions task tokens are at most 2048 characters (SendTaskSuccess); they travel in message bodies
+# and API calls, so only visible ASCII is accepted.
+_TASK_TOKEN = re.compile(rf"[\x21-\x7e]{{1,{MAX_TASK_TOKEN_BYTES}}}")
+MAX_BODY_BYTES = 8 * 1024  # a poll request: SQS body, EventBridge detail, or the detail inside a wrapper
+# Lambda's on-failure record of a failed EventBridge invocation wraps the whole event (and the error):
+# it may be larger than a request, up to SQS's largest message. Only its request must fit MAX_BODY_BYTES.
+MAX_WRAPPER_BYTES = 1024 * 1024
 # A hint can claim any check up to this; the record decides which check is made (CONTRACT.md section 3).
 MAX_CHECK_HINT = 10**9
+MAX_DEPTH = 32  # nesting of an event's detail accepted before it is parsed
 
 
 @dataclass(frozen=True)
 class PollRequest:
-    """One task to check, with the poller's own chain state."""
+    """One task to check, and the hints the poller carries on the messages it re-queues."""
 
     task_id: str
     endpoint: str
@@ -58,25 +65,70 @@ class PollRequest:
 
 
 def parse_body(body: str, *, default_endpoint: str) -> PollRequest:
-    """Parse an SQS message body."""
-    if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
-        raise Refused(f"body is larger than {MAX_BODY_BYTES} bytes")
+    """Parse an SQS message body: a request, or Lambda's on-failure record of a failed EventBridge event."""
+    too_large = Refused(f"body is larger than {MAX_BODY_BYTES} bytes")
+    size = len(body.encode("utf-8", "surrogatepass"))
+    if size > MAX_WRAPPER_BYTES:
+        raise too_large
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as exc:
+        if size > MAX_BODY_BYTES:
+            raise too_large from None
         raise Refused(f"body is not JSON: {exc}") from exc
-    return parse_document(document, default_endpoint=default_endpoint)
+    wrapped = _wrapped_request(document)
+    if wrapped is not None:
+        return _parse_request(wrapped, default_endpoint, measured=False)
+    if size > MAX_BODY_BYTES:
+        raise too_large
+    return _parse_request(document, default_endpoint, measured=True)
 
 
 def parse_document(document: object, *, default_endpoint: str) -> PollRequest:
-    """Validate a decoded request (an SQS body or an EventBridge detail)."""
+    """Validate a decoded request (an EventBridge detail, or a wrapper of one) of at most MAX_BODY_BYTES."""
+    wrapped = _wrapped_request(document)
+    return _parse_request(document if wrapped is None else wrapped, default_endpoint, measured=False)
+
+
+def nesting_error(document: object, *, max_depth: int = MAX_DEPTH) -> str | None:
+    """Why a decoded JSON value cannot be a request's document (nested deeper than max_depth), or None.
+
+    Walks without recursion, so that a value nested thousands deep is told apart before anything
+    (json.dumps, a validator) recurses into it.
+    """
+    stack: list[tuple[object, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > max_depth:
+                return f"nested deeper than {max_depth} levels"
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+def _wrapped_request(document: object) -> object | None:
+    """The request inside Lambda's on-failure record of an EventBridge invocation, or None if not one."""
+    if not isinstance(document, dict) or "taskId" in document:
+        return None
+    payload = document.get("requestPayload")
+    if isinstance(payload, dict) and "detail" in payload:
+        detail: object = payload["detail"]
+        return detail
+    return None
+
+
+def _parse_request(document: object, default_endpoint: str, *, measured: bool) -> PollRequest:
     if not isinstance(document, dict):
         raise Refused(f"request must be a JSON object, not {type(document).__name__}")
-    payload = document.get("requestPayload")
-    if "taskId" not in document and isinstance(payload, dict) and "detail" in payload:
-        # An EventBridge invocation that failed reaches the DLQ wrapped by Lambda's on-failure
-        # destination; redriven to the poll queue, its request is the original event's detail.
-        return parse_document(payload["detail"], default_endpoint=default_endpoint)
+    if _wrapped_request(document) is not None:
+        raise Refused("the request is an on-failure record inside another one")
+    if not measured:
+        error = nesting_error(document)
+        if error is not None:
+            raise Refused(f"request is {error}")
+        if len(json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+            raise Refused(f"request is larger than {MAX_BODY_BYTES} bytes")
     task_id = document.get("taskId")
     if task_id is None:
         raise Refused("taskId is missing")
@@ -102,7 +154,8 @@ def _endpoint(value: object, default_endpoint: str) -> str:
 
 
 def _checks_made(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_CHECK_HINT:
+    """The message's `attempt`: checks made before the one it asks for, a lenient hint."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CHECK_HINT:
         raise Refused(f"attempt {_preview(value)} is not a count of checks")
     return value
 
@@ -110,8 +163,11 @@ def _checks_made(value: object) -> int:
 def _task_token(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_TASK_TOKEN_CHARS:
-        raise Refused(f"taskToken must be a string of 1 to {MAX_TASK_TOKEN_CHARS} characters")
+    if not isinstance(value, str) or not _TASK_TOKEN.fullmatch(value):
+        raise Refused(
+            "taskToken is not a Step Functions task token "
+            f"({MAX_TASK_TOKEN_BYTES} visible ASCII characters at most)"
+        )
     return value
 
 
