@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -94,9 +95,86 @@ def test_eventbridge_event_is_checked_once(world: World) -> None:
     assert len(world.api.calls) == 1
 
 
-def test_unknown_event_shape_is_refused(world: World) -> None:
-    with pytest.raises(handler.UnknownEventError, match="unsupported event"):
-        handler.lambda_handler({"hello": "world"}, LambdaContext())
+def s3_event() -> dict[str, Any]:
+    return {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "s3": {"object": {"key": "k"}}}]}
+
+
+def sns_event() -> dict[str, Any]:
+    return {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": '{"taskId": "abc"}'}}]}
+
+
+def kinesis_event() -> dict[str, Any]:
+    return {"Records": [{"eventSource": "aws:kinesis", "kinesis": {"data": "eyJ0YXNrSWQiOiAiYWJjIn0="}}]}
+
+
+def deep_detail_event() -> dict[str, Any]:
+    deep: Any = {"taskId": "abc"}
+    for _ in range(5000):
+        deep = {"requestPayload": {"detail": deep}}
+    return {**sample("eventbridge_task_submitted.json"), "detail": deep}
+
+
+def mixed_batch() -> dict[str, Any]:
+    event = sample("sqs_batch.json")
+    event["Records"].append(s3_event()["Records"][0])
+    return event
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        pytest.param({"hello": "world"}, "neither an SQS batch nor an EventBridge event", id="unknown"),
+        pytest.param(["a", "list"], "an event must be a JSON object, not list", id="not-an-object"),
+        pytest.param(
+            {k: v for k, v in sample("eventbridge_task_submitted.json").items() if k != "detail"},
+            "EventBridge event without detail",
+            id="eventbridge-without-detail",
+        ),
+        pytest.param(
+            deep_detail_event(), "detail is nested deeper than 32 levels", id="nested-thousands-deep"
+        ),
+        pytest.param(s3_event(), "record 0 comes from 'aws:s3', not from SQS", id="s3"),
+        pytest.param(sns_event(), "record 0 comes from 'aws:sns', not from SQS", id="sns"),
+        pytest.param(kinesis_event(), "record 0 comes from 'aws:kinesis', not from SQS", id="kinesis"),
+        pytest.param(mixed_batch(), "record 2 comes from 'aws:s3'", id="sqs-and-s3"),
+        pytest.param({"Records": []}, "Records is not a list of SQS records", id="no-records"),
+        pytest.param({"Records": "x"}, "Records is not a list of SQS records", id="records-not-a-list"),
+        pytest.param(
+            {"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}, "has no messageId or body", id="no-id"
+        ),
+    ],
+)
+def test_an_event_that_cannot_be_a_poll_request_is_rejected_with_one_logged_reason(
+    event: Any, reason: str, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the function's log captured
+    log = io.StringIO()
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", log)
+    # When
+    response = handler.lambda_handler(event, LambdaContext())
+    # Then no crash, nothing checked, and one log line that says why
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    rejections = [line for line in lines if line["message"] == "event rejected"]
+    assert response["action"] == "rejected" and reason in response["reason"]
+    assert [line["reason"] for line in rejections] == [response["reason"]]
+    assert world.api.calls == [] and world.queue.sent == []
+
+
+def test_a_failed_eventbridge_invocation_redriven_through_the_queue_is_checked(world: World) -> None:
+    # Given Lambda's on-failure record of the sample event, with a long error, as an SQS message body
+    wrapper = {
+        "version": "1.0",
+        "requestContext": {"condition": "RetriesExhausted"},
+        "requestPayload": sample("eventbridge_task_submitted.json"),
+        "responsePayload": {"errorMessage": "boom " * 4000},
+    }
+    event = sample("sqs_batch.json")
+    event["Records"] = [{**event["Records"][0], "body": json.dumps(wrapper)}]
+    # When
+    response = handler.lambda_handler(event, LambdaContext())
+    # Then its request was checked, although the body is over the 8 KiB cap of a request
+    assert response == {"batchItemFailures": []}
+    assert world.api.calls == [("RecognizePdf", "0b9e2f6c-7d41-4a83-9c5e-1f2a3b4c5d6e")]
 
 
 def _is_valid(body: str) -> bool:

@@ -219,7 +219,7 @@ class AsposeApi:
                     fired.set()
                     _shutdown(response)
 
-        timer = threading.Timer(max(0.0, until - self._now()), cut_off)
+        timer = threading.Timer(min(max(0.0, until - self._now()), threading.TIMEOUT_MAX), cut_off)
         timer.daemon = True
         timer.start()
         try:
@@ -267,7 +267,9 @@ class AsposeApi:
 
     def _bearer(self, until: float | None, renew: str | None = None) -> str:
         """The cached token, fetched when missing, about to expire, or equal to `renew` (rejected)."""
-        wait = -1.0 if until is None else self._time_left(until, "before the token")
+        wait = (
+            -1.0 if until is None else min(self._time_left(until, "before the token"), threading.TIMEOUT_MAX)
+        )
         if not self._token_lock.acquire(timeout=wait):
             raise RetryLater("the check ran out of time waiting for the token")
         try:
