@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from ocr_poller_tools.sandbox import load_template
 
+from ocr_poller.adapters.eventbridge import COMPLETED, FAILED, SOURCE
 from ocr_poller.request import ENDPOINTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,11 +65,45 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def test_cfn_lint_reports_nothing_not_even_informational() -> None:
+def _role_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every statement of every role's inline policies, those under a condition (Fn::If) included."""
+    statements: list[dict[str, Any]] = []
+    for role in _resources_of_type(template, "AWS::IAM::Role").values():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                if "Fn::If" in statement:
+                    statements += [s for s in statement["Fn::If"][1:] if s != {"Ref": "AWS::NoValue"}]
+                else:
+                    statements.append(statement)
+    return statements
+
+
+def _statement(template: dict[str, Any], sid: str) -> dict[str, Any]:
+    (statement,) = [statement for statement in _role_statements(template) if statement.get("Sid") == sid]
+    return statement
+
+
+KMS_KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+@pytest.fixture(params=["as-is", "with-a-kms-key"])
+def template_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """template.yaml, and a copy whose SecretKmsKeyArn defaults to a key (its optional statement linted)."""
+    if request.param == "as-is":
+        return TEMPLATE_PATH
+    text = TEMPLATE_PATH.read_text()
+    block = text.index("  SecretKmsKeyArn:")
+    default = text.index('Default: ""', block)
+    copy = tmp_path / "template.yaml"
+    copy.write_text(text[:default] + f'Default: "{KMS_KEY_ARN}"' + text[default + len('Default: ""') :])
+    return copy
+
+
+def test_cfn_lint_reports_nothing_not_even_informational(template_path: Path) -> None:
     # Given the template
     # When cfn-lint checks it with informational rules included
     result = subprocess.run(
-        [str(BIN / "cfn-lint"), "--include-checks", "I", "--", str(TEMPLATE_PATH)],
+        [str(BIN / "cfn-lint"), "--include-checks", "I", "--", str(template_path)],
         capture_output=True,
         text=True,
         check=False,
@@ -78,7 +114,7 @@ def test_cfn_lint_reports_nothing_not_even_informational() -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
-def test_sam_validate_lint_passes_offline(tmp_path: Path) -> None:
+def test_sam_validate_lint_passes_offline(template_path: Path, tmp_path: Path) -> None:
     # Given a SAM CLI config that has just checked for updates and sends no telemetry
     (tmp_path / "metadata.json").write_text(
         json.dumps({"lastVersionCheck": time.time(), "telemetryEnabled": False})
@@ -96,7 +132,7 @@ def test_sam_validate_lint_passes_offline(tmp_path: Path) -> None:
 
     # When sam validates and lints it
     result = subprocess.run(
-        [str(BIN / "sam"), "validate", "--lint", "--template", str(TEMPLATE_PATH)],
+        [str(BIN / "sam"), "validate", "--lint", "--template", str(template_path)],
         capture_output=True,
         text=True,
         check=False,
@@ -289,13 +325,7 @@ def test_results_table_is_keyed_by_task_id_and_expires_records(template: dict[st
 
 def test_every_allowed_action_is_scoped_to_a_resource_except_xray(template: dict[str, Any]) -> None:
     # Given every Allow statement of every role in the template
-    statements = [
-        statement
-        for role in _resources_of_type(template, "AWS::IAM::Role").values()
-        for policy in role["Properties"].get("Policies", [])
-        for statement in policy["PolicyDocument"]["Statement"]
-        if statement["Effect"] == "Allow"
-    ]
+    statements = [statement for statement in _role_statements(template) if statement["Effect"] == "Allow"]
 
     # When the statements on every resource are picked out
     unscoped_actions = {
@@ -337,3 +367,83 @@ def test_dead_letter_queue_alarm_watches_the_dead_letter_queue(template: dict[st
     # Then the dead-letter queue's visible messages raise an alarm
     assert watched == [{"Fn::GetAtt": [dead_letter_queue_id, "QueueName"]}]
     assert alarms[0]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+
+
+# Issue 10, item 9: what the role and the function allow, whatever the API or the parameters say
+
+
+def test_function_concurrency_is_bounded_whatever_drives_it(template: dict[str, Any]) -> None:
+    # Given the function, its queue's scaling and the parameters behind both
+    function = _function(template)
+    reserved = template["Parameters"][function["ReservedConcurrentExecutions"]["Ref"]]
+    maximum = template["Parameters"][
+        _event_of_type(template, "SQS")["ScalingConfig"]["MaximumConcurrency"]["Ref"]
+    ]
+
+    # Then EventBridge-driven invocations are bounded too, and by default the queue keeps below that bound
+    # with room left for first checks triggered by events
+    assert reserved["Type"] == "Number" and reserved["MinValue"] >= 2
+    assert maximum["Default"] < reserved["Default"]
+
+
+def test_completion_events_may_carry_only_the_pollers_source(template: dict[str, Any]) -> None:
+    # Given the statement that allows PutEvents
+    statement = _statement(template, "CompletionEvents")
+
+    # Then it is limited to the poller's source and detail types, never the trigger's
+    assert statement["Action"] == "events:PutEvents"
+    assert statement["Condition"] == {
+        "StringEquals": {"events:source": SOURCE, "events:detail-type": [COMPLETED, FAILED]}
+    }
+    assert _parameter_default(template, {"Ref": "TriggerSource"}) != SOURCE
+
+
+@pytest.mark.parametrize(
+    ("prefix", "allowed"),
+    [
+        ("results/", True),
+        ("", True),
+        ("ocr/results/", True),
+        ("team-a_1.b/", True),
+        ("results", False),
+        ("/results/", False),
+        ("results//", False),
+        ("ocr//results/", False),
+        ("results/*", False),
+        ("results/x", False),
+    ],
+)
+def test_results_prefix_must_end_with_a_slash(template: dict[str, Any], prefix: str, allowed: bool) -> None:
+    # Given the ResultsPrefix parameter and the S3 grant built from it
+    parameter = template["Parameters"]["ResultsPrefix"]
+    grant = _statement(template, "ResultObjects")
+
+    # Then only prefixes that end a folder are accepted, so that the grant cannot reach a sibling folder
+    assert bool(re.fullmatch(parameter["AllowedPattern"], prefix)) is allowed
+    assert grant["Resource"] == {"Fn::Sub": "${ResultsBucket.Arn}/${ResultsPrefix}*"}
+
+
+def test_a_customer_managed_key_of_the_secret_may_decrypt_through_secrets_manager_only(
+    template: dict[str, Any],
+) -> None:
+    # Given the optional KMS statement and the condition that adds it
+    statements = [
+        statement["Fn::If"]
+        for role in _resources_of_type(template, "AWS::IAM::Role").values()
+        for policy in role["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if "Fn::If" in statement
+    ]
+    ((condition, statement, otherwise),) = statements
+
+    # Then it is there exactly when a key is named, scoped to that key and to Secrets Manager's use of it
+    assert template["Conditions"][condition] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "SecretKmsKeyArn"}, ""]}]
+    }
+    assert template["Parameters"]["SecretKmsKeyArn"]["Default"] == ""
+    assert re.fullmatch(template["Parameters"]["SecretKmsKeyArn"]["AllowedPattern"], KMS_KEY_ARN)
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    assert (statement["Action"], statement["Resource"]) == ("kms:Decrypt", {"Ref": "SecretKmsKeyArn"})
+    assert statement["Condition"] == {
+        "StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}
+    }
