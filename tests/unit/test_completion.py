@@ -50,7 +50,9 @@ def result(index: int, text: str | None = None, key_bytes: int = 60) -> InlineRe
 def record(
     status: Status = Status.COMPLETED, results: tuple[StoredResult, ...] = (), messages: tuple[str, ...] = ()
 ) -> TaskRecord:
-    return TaskRecord("task-1", "RecognizeLabel", status, 3, 0.0, 1.0, "m", results, messages)
+    return TaskRecord(
+        "task-1", "RecognizeLabel", status, 3, 0.0, 1.0, "m", results=results, error_messages=messages
+    )
 
 
 def test_a_small_detail_is_the_records_announcement_unchanged() -> None:

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from ocr_poller.errors import Refused
 from ocr_poller.limits import MAX_TASK_TOKEN_BYTES
 from ocr_poller.request import (
-    MAX_CHECK_HINT,
     MAX_BODY_BYTES,
+    MAX_CHECK_HINT,
     PollRequest,
     nesting_error,
     parse_body,
@@ -44,7 +44,9 @@ def test_requeued_message_round_trips(token: str | None) -> None:
 
 
 def test_the_largest_hints_the_poller_emits_still_parse() -> None:
-    request = PollRequest("a" * 128, "RecognizeAndParseInvoice", MAX_CHECK_HINT + 1, "t" * MAX_TASK_TOKEN_BYTES)
+    request = PollRequest(
+        "a" * 128, "RecognizeAndParseInvoice", MAX_CHECK_HINT + 1, "t" * MAX_TASK_TOKEN_BYTES
+    )
     assert parse_body(json.dumps(request.to_message()), default_endpoint="RecognizeLabel") == request
 
 
