@@ -379,7 +379,17 @@ def _at_most(configured: object, left: float) -> float:
 
 
 def _shutdown(response: urllib3.BaseHTTPResponse) -> None:
-    """Shut the response's socket down, from another thread: a read blocked on it returns at once."""
+    """Shut the response's socket down, from another thread: a read blocked on it returns at once.
+
+    urllib3 (2.3 and later) keeps the socket's shutdown on the response, even once the connection has
+    handed its socket over to the response (an answer with `Connection: close`); the connection's own
+    socket is the fallback.
+    """
+    try:
+        response.shutdown()
+        return
+    except (AttributeError, ValueError, RuntimeError, OSError):
+        pass  # an older urllib3, or nothing left to shut down
     sock = getattr(response.connection, "sock", None)
     if isinstance(sock, socket.socket):
         try:
