@@ -572,7 +572,13 @@ def issued_tokens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> urllib3.BaseHTTPResponse:
             response = super().request(method, url, *args, **kwargs)
             if url.endswith("/connect/token") and response.status == 200:
-                tokens.append(json.loads(response.data)["access_token"])
+                # Read here, handed on unread: the client streams the token answer with a size cap.
+                body = response.read()
+                response.release_conn()
+                tokens.append(json.loads(body)["access_token"])
+                return urllib3.HTTPResponse(
+                    body=io.BytesIO(body), headers=response.headers, status=200, preload_content=False
+                )
             return response
 
     monkeypatch.setattr(urllib3, "PoolManager", TokenTap)
