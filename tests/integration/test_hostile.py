@@ -20,7 +20,6 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
-from ocr_poller_tools.localrun import LocalContext
 from ocr_poller_tools.sandbox import SANDBOX_CLIENT_SECRET, Stack
 
 from ocr_poller import handler
@@ -47,6 +46,7 @@ from tests.integration.flow import (
     rewire,
     sqs_batch_event,
 )
+from tests.lambda_context import LambdaContext
 
 pytestmark = pytest.mark.integration
 
@@ -350,7 +350,7 @@ def test_a_body_that_trickles_or_never_ends_is_cut_off_and_the_batch_finishes(
     # Given a task whose answer never completes (a byte at a time, or data without end)
     api.answer(TASK, streamed_reply(body, pause=pause))
     # When a short invocation checks it with a well-behaved neighbour
-    context = LocalContext(timeout_seconds=SHORT_INVOCATION_SECONDS)
+    context = LambdaContext(timeout_seconds=SHORT_INVOCATION_SECONDS)
     response = handler.lambda_handler(batch_with_neighbour(stack), context)
     # Then the check was cut off: a transient failure, the chain goes on, no half-written object
     assert response == {"batchItemFailures": []}
