@@ -34,6 +34,7 @@ from ocr_poller.limits import (
     MAX_MESSAGES,
     MAX_RESULTS,
 )
+from ocr_poller.poll import CHECK_MARGIN_SECONDS
 from tests.hostile_api import HostileApi, endless, json_reply, raw_reply, streamed_reply, token_reply, trickle
 from tests.integration.flow import (
     completion_events,
@@ -328,8 +329,8 @@ def test_results_of_an_answer_with_an_unknown_status_are_not_kept(
 # 3. No check outlives its invocation
 
 
-# The poll keeps 10 s of the invocation for what follows a check: 13 s leave the check about 3 s.
-SHORT_INVOCATION_SECONDS = 13
+# The poll keeps CHECK_MARGIN_SECONDS of the invocation for what follows a check: 3 s are left to the check.
+SHORT_INVOCATION_SECONDS = int(CHECK_MARGIN_SECONDS) + 3
 
 
 RESULTS_OPENED = f'{{"id": "{TASK}", "taskStatus": "Completed", "results": ['.encode()
