@@ -72,6 +72,9 @@ class Settings:
         if settings.poll_initial_delay_seconds > settings.poll_max_delay_seconds:
             raise ConfigError("POLL_INITIAL_DELAY_SECONDS must not exceed POLL_MAX_DELAY_SECONDS")
         _check_base_url(settings.aspose_base_url)
+        if settings.results_prefix and not settings.results_prefix.endswith("/"):
+            # A prefix that is not a folder would let result keys (and the role's grant) reach its siblings.
+            raise ConfigError(f"RESULTS_PREFIX={settings.results_prefix!r} must be empty or end with '/'")
         return settings
 
 

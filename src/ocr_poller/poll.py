@@ -408,7 +408,7 @@ def _heartbeat(token: str, deps: Collaborators) -> str | None:
 def _call_back(token: str, record: TaskRecord, detail: dict[str, Any], deps: Collaborators) -> bool:
     """Tell the waiting workflow how the task ended; False when Step Functions refuses the token."""
     if record.status is Status.COMPLETED:
-        return deps.callbacks.succeed(token, json.dumps(detail, ensure_ascii=False))
+        return deps.callbacks.succeed(token, json.dumps(detail, ensure_ascii=False, separators=(",", ":")))
     cause = "\n".join(record.error_messages) or record.status.value
     return deps.callbacks.fail(token, f"OCR.{record.status.value}", cause)
 
@@ -423,5 +423,5 @@ def _reject(body: str, reason: str, deps: Collaborators) -> Outcome:
 def _as_text(detail: object) -> str:
     try:
         return json.dumps(detail)
-    except (TypeError, ValueError):
-        return repr(detail)
+    except (TypeError, ValueError, RecursionError):
+        return f"(a {type(detail).__name__} that is not JSON)"

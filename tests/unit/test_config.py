@@ -61,6 +61,7 @@ def test_every_variable_is_read() -> None:
         ({"ASPOSE_BASE_URL": "ftp://x"}, "must be an https URL"),
         ({"ASPOSE_BASE_URL": "http://api.aspose.cloud"}, "must be an https URL"),
         ({"ASPOSE_BASE_URL": "https://"}, "must be an https URL"),
+        ({"RESULTS_PREFIX": "results"}, "must be empty or end with '/'"),
     ],
 )
 def test_bad_values_fail_fast_with_the_variable_named(override: dict[str, str], message: str) -> None:
