@@ -8,11 +8,13 @@ import re
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ocr_poller_tools.sandbox import load_template
+from ocr_poller_tools.sandbox import deploy_stack, load_template, start_moto_server
 
 from ocr_poller.adapters.eventbridge import COMPLETED, FAILED, SOURCE
 from ocr_poller.request import ENDPOINTS
@@ -20,11 +22,25 @@ from ocr_poller.request import ENDPOINTS
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 BIN = Path(sys.executable).parent  # the tools installed beside the interpreter running the tests
+# The ADOT layer for Python on arm64, as AWS publishes it (any layer ARN of that shape would do).
+OTEL_LAYER_ARN = "arn:aws:lambda:us-east-1:901920570463:layer:aws-otel-python-arm64-ver-1-32-0:2"
 
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
     return load_template(TEMPLATE_PATH)
+
+
+def template_with_layer(directory: Path) -> Path:
+    """template.yaml as deployed with OpenTelemetryLayerArn set (its default replaced by a layer's ARN)."""
+    text = TEMPLATE_PATH.read_text()
+    block = re.search(r"^  OpenTelemetryLayerArn:\n(?:    .*\n)+", text, re.MULTILINE)
+    assert block is not None
+    patched = block[0].replace('Default: ""', f"Default: {OTEL_LAYER_ARN}")
+    assert patched != block[0]
+    path = directory / "template-with-otel-layer.yaml"
+    path.write_text(text.replace(block[0], patched))
+    return path
 
 
 def _resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
@@ -86,11 +102,14 @@ def _statement(template: dict[str, Any], sid: str) -> dict[str, Any]:
 KMS_KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
-@pytest.fixture(params=["as-is", "with-a-kms-key"])
+@pytest.fixture(params=["as-is", "with-a-kms-key", "with-an-opentelemetry-layer"])
 def template_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
-    """template.yaml, and a copy whose SecretKmsKeyArn defaults to a key (its optional statement linted)."""
+    """template.yaml, and copies whose SecretKmsKeyArn defaults to a key or OpenTelemetryLayerArn to a
+    layer (their optional parts linted)."""
     if request.param == "as-is":
         return TEMPLATE_PATH
+    if request.param == "with-an-opentelemetry-layer":
+        return template_with_layer(tmp_path)
     text = TEMPLATE_PATH.read_text()
     block = text.index("  SecretKmsKeyArn:")
     default = text.index('Default: ""', block)
@@ -446,4 +465,71 @@ def test_a_customer_managed_key_of_the_secret_may_decrypt_through_secrets_manage
     assert (statement["Action"], statement["Resource"]) == ("kms:Decrypt", {"Ref": "SecretKmsKeyArn"})
     assert statement["Condition"] == {
         "StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}
+    }
+
+
+def test_tracing_is_lambdas_own_and_opentelemetry_an_opt_in_layer(template: dict[str, Any]) -> None:
+    # Given the function and the OpenTelemetry layer parameter
+    function = _function(template)
+    no_value = {"Ref": "AWS::NoValue"}
+
+    # When its tracing, layers and exec wrapper are read
+    layers = function["Layers"]
+    wrapper = _environment(template)["AWS_LAMBDA_EXEC_WRAPPER"]
+
+    # Then Lambda traces it, and the layer and its wrapper are there exactly when the parameter is set
+    assert function["Tracing"] == "Active"
+    assert template["Parameters"]["OpenTelemetryLayerArn"]["Default"] == ""
+    assert template["Conditions"]["HasOpenTelemetryLayer"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "OpenTelemetryLayerArn"}, ""]}]
+    }
+    assert layers == {"Fn::If": ["HasOpenTelemetryLayer", [{"Ref": "OpenTelemetryLayerArn"}], no_value]}
+    assert wrapper == {"Fn::If": ["HasOpenTelemetryLayer", "/opt/otel-instrument", no_value]}
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    server = start_moto_server()
+    yield server.url
+    server.stop()
+
+
+@pytest.mark.parametrize(("with_layer", "wrapper"), [(False, None), (True, "/opt/otel-instrument")])
+def test_function_environment_has_the_exec_wrapper_only_with_the_layer(
+    moto_url: str, tmp_path: Path, with_layer: bool, wrapper: str | None
+) -> None:
+    # Given the template, with or without the layer's ARN
+    path = template_with_layer(tmp_path) if with_layer else TEMPLATE_PATH
+
+    # When the sandbox deploys it and resolves the function's environment
+    stack = deploy_stack(moto_url, path, name_suffix=uuid.uuid4().hex[:12])
+
+    # Then the exec wrapper is set only when there is a layer to provide it
+    assert stack.function_environment.get("AWS_LAMBDA_EXEC_WRAPPER") == wrapper
+    assert stack.function_environment["POWERTOOLS_LOG_LEVEL"] == "INFO"
+
+
+def test_logs_are_json_filtered_by_level_without_lambdas_per_invocation_lines(
+    template: dict[str, Any],
+) -> None:
+    # Given the function's logging configuration and the log level parameter
+    logging = _function(template)["LoggingConfig"]
+    levels = template["Parameters"]["LogLevel"]["AllowedValues"]
+    mapping = template["Mappings"]["LambdaLogLevel"]
+
+    # When Lambda's level for each of the parameter's values is looked up
+    lambda_levels = {level: mapping[level]["Level"] for level in levels}
+
+    # Then Lambda writes only its warnings and errors, and filters ours at the level Powertools logs at
+    assert logging["LogFormat"] == "JSON"
+    assert logging["SystemLogLevel"] == "WARN"
+    assert logging["ApplicationLogLevel"] == {
+        "Fn::FindInMap": ["LambdaLogLevel", {"Ref": "LogLevel"}, "Level"]
+    }
+    assert lambda_levels == {
+        "DEBUG": "DEBUG",
+        "INFO": "INFO",
+        "WARNING": "WARN",
+        "ERROR": "ERROR",
+        "CRITICAL": "FATAL",
     }

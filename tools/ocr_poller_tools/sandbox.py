@@ -30,6 +30,7 @@ SANDBOX_CLIENT_SECRET = "sandbox-secret"
 
 _API_RULE_KEYS = {"ServerSideEncryptionByDefault": "ApplyServerSideEncryptionByDefault"}
 _NAME_SUFFIX = re.compile(r"[a-z0-9-]{1,24}")
+_NO_VALUE = object()  # AWS::NoValue: the property or list item is left out
 
 
 class SandboxError(RuntimeError):
@@ -120,9 +121,8 @@ def deploy_stack(
     template = load_template(template_path)
     deployment = _Deployment(template, endpoint_url=endpoint_url, region=region, name_suffix=name_suffix)
     environment_variables = _function(template).get("Environment", {}).get("Variables", {})
-    function_environment = {
-        name: str(deployment.resolve(value)) for name, value in environment_variables.items()
-    }
+    resolved = {name: deployment.resolve(value) for name, value in environment_variables.items()}
+    function_environment = {name: str(value) for name, value in resolved.items() if value is not _NO_VALUE}
     events_queue_url = deployment.observe_completion_events()
     return Stack(
         table_name=function_environment["RESULTS_TABLE"],
@@ -184,6 +184,7 @@ class _Deployment:
         self.region = region
         self.name_suffix = name_suffix
         self.resources: Mapping[str, Any] = template["Resources"]
+        self.conditions: Mapping[str, Any] = template.get("Conditions", {})
         self.created: dict[str, _Attributes] = {}
 
         self.event_bus_name = f"ocr-poller-{name_suffix}"
@@ -202,19 +203,38 @@ class _Deployment:
     def resolve(self, value: Any) -> Any:
         """Replace Ref and Fn::GetAtt by their values, creating the resources they name."""
         if isinstance(value, list):
-            return [self.resolve(item) for item in value]
+            return [item for item in map(self.resolve, value) if item is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
+        if value == {"Ref": "AWS::NoValue"}:
+            return _NO_VALUE
         if value.keys() == {"Ref"}:
             name = value["Ref"]
             return self.parameters[name] if name in self.parameters else self._resource(name)["Ref"]
+        if value.keys() == {"Fn::If"}:
+            condition, when_true, when_false = value["Fn::If"]
+            return self.resolve(when_true if self._condition({"Condition": condition}) else when_false)
         if value.keys() == {"Fn::GetAtt"}:
             logical_id, attribute = value["Fn::GetAtt"]
             return self._resource(logical_id)[attribute]
         unsupported = [key for key in value if key.startswith("Fn::")]
         if unsupported:
             raise SandboxError(f"{unsupported[0]} is not supported by the sandbox")
-        return {key: self.resolve(item) for key, item in value.items()}
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
+
+    def _condition(self, value: Any) -> bool:
+        """A template condition (Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition) with these parameters."""
+        (kind, argument), *_ = value.items()
+        if kind == "Condition":
+            return self._condition(self.conditions[argument])
+        if kind == "Fn::Equals":
+            left, right = (str(self.resolve(side)) for side in argument)
+            return left == right
+        if kind in ("Fn::Not", "Fn::And", "Fn::Or"):
+            values = [self._condition(item) for item in argument]
+            return {"Fn::Not": not values[0], "Fn::And": all(values), "Fn::Or": any(values)}[kind]
+        raise SandboxError(f"{kind} is not supported by the sandbox in a condition")
 
     def observe_completion_events(self) -> str:
         """Forward the bus's `ocr.poller` events to a new queue, so tests can read them; return its URL."""
