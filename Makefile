@@ -59,10 +59,13 @@ python313:
 	  exit 1; fi
 	@echo "$(PYTHON313)"
 
-## The deployment artifact: `sam build` with Python 3.13 on PATH, into $(BUILD_DIR).
+## The deployment artifact: `sam build` with Python 3.13 on PATH, into $(BUILD_DIR); then its bytecode.
+## sam ships sources only, and Lambda's code folder is read-only, so every cold start would compile them
+## again; hash-based .pyc files (no timestamps, which zips round) are used as they are.
 build: $(BIN)/.installed
 	@$(MAKE) --no-print-directory -s python313 >/dev/null
 	PATH="$(dir $(PYTHON313)):$$PATH" $(BIN)/sam build --build-dir $(BUILD_DIR) $(SAM_BUILD_ARGS)
+	$(PYTHON313) -m compileall -q -j 0 --invalidation-mode unchecked-hash $(BUILD_DIR)/PollerFunction
 
 ## The main job on one machine: moto's AWS server + the Aspose emulator (or the real API) + the handler.
 ## Installs .venv/bin/ocr-poller; `make local ARGS="--serve --env-file local.env"` keeps the stack up.

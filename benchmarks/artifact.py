@@ -80,9 +80,17 @@ def with_sdk(artifact: Path, directory: Path, python: Path) -> Path:
 
 
 def lambda_env(artifact: Path, variables: Mapping[str, str]) -> dict[str, str]:
-    """A minimal environment for a process running the artifact: its code on PYTHONPATH, nothing of ours."""
+    """A minimal environment for a process running the artifact: its code on PYTHONPATH, nothing of ours,
+    and no bytecode written (Lambda's code folder is read-only)."""
     kept = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TZ") if name in os.environ}
-    return {**kept, "PYTHONPATH": str(artifact), "LAMBDA_TASK_ROOT": str(artifact), **variables}
+    return {
+        **kept,
+        "PYTHONPATH": str(artifact),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "LAMBDA_TASK_ROOT": str(artifact),
+        "AWS_LAMBDA_FUNCTION_NAME": "ocr-poller",
+        **variables,
+    }
 
 
 def size(folder: Path) -> tuple[int, int]:

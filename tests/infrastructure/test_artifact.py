@@ -182,6 +182,15 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _compiled(path: Path) -> bool:
+    """A .pyc of Python 3.13 whose source lies beside its __pycache__ folder."""
+    return (
+        path.parent.name == "__pycache__"
+        and path.name.endswith(".cpython-313.pyc")
+        and (path.parent.parent / (path.name.split(".")[0] + ".py")).is_file()
+    )
+
+
 def test_artifact_holds_the_function_and_exactly_the_pinned_dependencies(artifact: Path) -> None:
     # Given the built artifact and the distributions installed in it
     records = {path.parent.name: path for path in artifact.glob("*.dist-info/RECORD")}
@@ -198,26 +207,28 @@ def test_artifact_holds_the_function_and_exactly_the_pinned_dependencies(artifac
     function_files = {
         path.relative_to(SRC)
         for path in (SRC / "ocr_poller").rglob("*")
-        if path.is_file()
-        if "__pycache__" not in path.parts
+        if path.is_file() and "__pycache__" not in path.parts
     }
 
-    # When every file of the artifact is accounted for
-    shipped = {path for path in artifact.rglob("*") if path.is_file()}
-    ours = {
-        path.relative_to(artifact) for path in shipped if path.relative_to(artifact).parts[0] == "ocr_poller"
-    }
-    unaccounted = {
-        path.relative_to(artifact).as_posix()
-        for path in shipped
-        if path.resolve() not in owned and path.relative_to(artifact).parts[0] != "ocr_poller"
+    # When every file of the artifact is accounted for (bytecode beside its source)
+    shipped = {path.relative_to(artifact) for path in artifact.rglob("*") if path.is_file()}
+    sources = {path for path in shipped if not _compiled(artifact / path)}
+    ours = {path for path in sources if path.parts[0] == "ocr_poller"}
+    unaccounted = {path.as_posix() for path in sources - ours if (artifact / path).resolve() not in owned}
+    uncompiled = {
+        path.as_posix()
+        for path in sources
+        if path.suffix == ".py"
+        and not (artifact / path.parent / "__pycache__" / f"{path.stem}.cpython-313.pyc").is_file()
     }
 
-    # Then it is our package as in src/, the requirements file and the pinned distributions: no SDK, no X-Ray
+    # Then it is our package as in src/, the requirements file and the pinned distributions (no SDK, no
+    # X-Ray), every module compiled for Python 3.13
     assert ours == function_files
     assert unaccounted == {"requirements.txt"}
     assert installed == _pins(SRC / "requirements.txt")
     assert not set(installed) & {*SDK, "aws-xray-sdk", "ocr-result-poller"}
+    assert not uncompiled
 
 
 def test_artifact_imports_alone_beside_an_older_boto3(artifact: Path, runtime: Path, tmp_path: Path) -> None:
