@@ -72,10 +72,10 @@ def with_sdk(artifact: Path, directory: Path, python: Path) -> Path:
     copy = directory / f"{FUNCTION}-with-sdk"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(artifact, copy)
-    _run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps"]
-        + ["--target", str(copy), *sdk_pins()]
-    )
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps"]
+    _run([*pip, "--no-compile", "--target", str(copy), *sdk_pins()])
+    compileall = [str(python), "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
+    _run([*compileall, str(copy)])  # as `make build` compiles the rest
     return copy
 
 

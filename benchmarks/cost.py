@@ -1,21 +1,40 @@
-"""Figure 5c: dollars per million tasks, from the measured checks, durations and requests.
+"""Figure 5c: dollars per million tasks at the template's defaults, from what is measured.
 
-Ours is priced at two batch sizes (Lambda hands the function 1 to 10 due messages at a time), beside
-a Lambda that sleeps between the same checks and a Step Functions standard workflow whose Wait state
-replaces the SQS delay. Free tiers are left out.
+Counted per task: the checks of figure 1 (schedule), the AWS requests each kind of check makes as
+figure 5a counts them in real runs (scale), the record sizes it read back, and - measured here - the
+billed duration and the log bytes of an invocation at the template's defaults: one SQS record per
+invocation, the API answering in 200 ms, the handler as deployed (INFO logs, EMF metrics, Lambda's
+context), under the share of a CPU Lambda gives the template's MemorySize (a cgroup CPU quota, where this
+machine allows one). Beside ours, the same checks in a Lambda that sleeps between them and in a Step
+Functions workflow whose Wait state replaces the SQS delay. Free tiers and monthly fixed costs are left
+out of the totals and named in the notes.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import statistics
-from dataclasses import dataclass, replace
+import sys
+import time
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from ocr_poller_tools.sandbox import load_template
-
-from benchmarks.report import Figure, Table
-from benchmarks.services import TEMPLATE
+from benchmarks.report import Figure, Table, Target
+from benchmarks.services import (
+    LAMBDA_MB_PER_VCPU,
+    EmulatorClient,
+    aws_client,
+    child_main,
+    deploy,
+    emulator,
+    function_env,
+    memory_size_mb,
+    moto_server,
+    run_child,
+)
 
 PRICES_AS_OF = "us-east-1 list prices as of 2025, from AWS's public price pages; free tiers ignored"
 PRICES = {  # dollars per unit
@@ -30,9 +49,12 @@ PRICES = {  # dollars per unit
     "logs_gb": 0.50,  # CloudWatch Logs ingestion, Standard class
     "xray_trace": 5.00 / 1e6,  # traces recorded
 }
-PLATFORM_LOG_BYTES = 350  # Lambda's own START, END and REPORT lines per invocation (estimate)
-XRAY_SAMPLED = 0.05  # X-Ray's default rule: 1 request a second, then 5% (Tracing: Active)
+TARGET_DOLLARS = 30.0
+API_SECONDS = 0.2  # the API latency the template's defaults are priced at
+LOG_EVENT_OVERHEAD_BYTES = 26  # CloudWatch Logs counts each event's message plus 26 bytes
+XRAY_SAMPLED = 0.05  # X-Ray's default rule past its reservoir of 1 trace a second (Tracing: Active)
 RESULTS_PER_LABEL, RESULTS_PER_PDF = 1, 2  # e.g. Text; TextAndPdf
+KINDS = ("requeued", "completed")
 
 
 @dataclass(frozen=True)
@@ -67,119 +89,134 @@ class Usage:
         return {line: value * 1e6 for line, value in per_task.items()}
 
 
-def figure(
-    schedule: dict[str, Any], concurrency: dict[str, Any], scale: dict[str, Any], peak_rss_mib: float | None
-) -> Figure:
-    """Price ours and the two alternatives from the other figures' measurements."""
-    memory_gb = _memory_mb() / 1024
-    checks = schedule["ours_mean_checks"]
-    single = statistics.median(concurrency["single_seconds"])
-    batch = statistics.median(concurrency["batch_seconds"])
-    per_check = _requests_per_check(scale)
-    results = schedule["label_share"] * RESULTS_PER_LABEL + (1 - schedule["label_share"]) * RESULTS_PER_PDF
-    read_units = math.ceil(max(scale["item_bytes"].values()) / 4096)
-    write_units = math.ceil(max(scale["item_bytes"].values()) / 1024)
-    log_per_check = scale["log_bytes_per_check"]
-    requeued, completed = per_check["requeued"], per_check["completed"]
-    # Per task: checks - 1 re-queued checks and one that completes.
-    ddb_reads = (checks - 1) * requeued.get("dynamodb:GetItem", 0) + completed.get("dynamodb:GetItem", 0)
-    ddb_writes = sum(
-        (checks - 1) * requeued.get(op, 0) + completed.get(op, 0)
-        for op in ("dynamodb:PutItem", "dynamodb:UpdateItem")
-    )
-    sends = (checks - 1) * requeued.get("sqs:SendMessage", 0) + completed.get("sqs:SendMessage", 0)
+def measure(quick: bool) -> dict[str, Any]:
+    """Invocations at the template's defaults, at its MemorySize and at 1,024 MB: durations, CPU, logs."""
+    samples = 8 if quick else 25
+    memory_mb = memory_size_mb()
+    measured: dict[str, Any] = {"memory_mb": memory_mb, "api_seconds": API_SECONDS, "by_memory": {}}
+    for memory in sorted({memory_mb, 1024}):
+        measured["by_memory"][str(memory)] = {kind: _measure_kind(kind, samples, memory) for kind in KINDS}
+    return measured
 
-    def ours(batch_size: int, seconds: float) -> Usage:
-        invocations = checks / batch_size
-        return Usage(
-            lambda_requests=invocations,
-            gb_seconds=invocations * math.ceil(seconds * 1000) / 1000 * memory_gb,
-            # The first request's SendMessage, the successors', and the event source's receive + delete.
-            sqs_requests=1 + sends + 2 * invocations,
-            read_units=ddb_reads * read_units,
-            write_units=ddb_writes * write_units,
-            s3_puts=results,
-            events=1,
-            log_bytes=checks * log_per_check + invocations * PLATFORM_LOG_BYTES,
-            traces=invocations * XRAY_SAMPLED,
+
+def _measure_kind(kind: str, samples: int, memory_mb: int) -> dict[str, Any]:
+    """`samples` warm invocations of one kind of check (after one that warms up), in a child process."""
+    # Re-queued checks find their task still running; completing ones find it done (a label's text).
+    # Each check waits API_SECONDS for its answer.
+    with moto_server() as moto, emulator(processing_seconds=3600 if kind == "requeued" else 0) as emu:
+        stack = deploy(moto.url)
+        sqs = aws_client("sqs", moto.url, stack.region)
+        queue_arn = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        client = EmulatorClient(emu.url)
+        slow = {"kind": "latency", "seconds": API_SECONDS, "times": -1}
+        tasks = [client.submit(slow) for _ in range(samples + 1)]
+        env = function_env(
+            stack,
+            moto.url,
+            emu.url,
+            # As deployed: INFO logs and metrics on, Lambda's variables set.
+            POWERTOOLS_LOG_LEVEL="INFO",
+            POWERTOOLS_METRICS_DISABLED="false",
+            LAMBDA_TASK_ROOT="/var/task",
+            AWS_LAMBDA_FUNCTION_NAME="ocr-poller-PollerFunction-AbCdEf123456",
+            AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(memory_mb),
+        )
+        return run_child(
+            "benchmarks.cost",
+            {"tasks": tasks, "queue_arn": queue_arn, "region": stack.region, "memory_mb": memory_mb},
+            env,
+            cpu_share=memory_mb / LAMBDA_MB_PER_VCPU,
         )
 
+
+def figure(schedule: dict[str, Any], scale: dict[str, Any], timing: dict[str, Any]) -> Figure:
+    """Price ours and the two alternatives from the other figures' measurements and this one's."""
+    memory_mb = timing["memory_mb"]
+    checks = schedule["ours_mean_checks"]
+    results = schedule["label_share"] * RESULTS_PER_LABEL + (1 - schedule["label_share"]) * RESULTS_PER_PDF
+    per_check = _requests_per_check(scale)
+    units = {
+        kind: (math.ceil(scale["item_bytes"][kind] / 4096), math.ceil(scale["item_bytes"][kind] / 1024))
+        for kind in KINDS
+    }
+    # Per task: checks - 1 re-queued checks and one that completes.
+    share = {"requeued": checks - 1, "completed": 1.0}
+
+    def per_task(operation: str) -> float:
+        return float(sum(share[kind] * per_check[kind].get(operation, 0) for kind in KINDS))
+
+    def usage(memory: str) -> Usage:
+        measured = timing["by_memory"][memory]
+        gb = int(memory) / 1024
+        return Usage(
+            lambda_requests=checks,
+            gb_seconds=sum(share[kind] * _billed_seconds(measured[kind]) * gb for kind in KINDS),
+            # The submitter's first SendMessage, the successors', and the event source's receive and
+            # delete for every invocation.
+            sqs_requests=1 + per_task("sqs:SendMessage") + 2 * checks,
+            read_units=sum(
+                share[kind] * per_check[kind].get("dynamodb:GetItem", 0) * units[kind][0] for kind in KINDS
+            ),
+            write_units=sum(
+                share[kind]
+                * sum(per_check[kind].get(op, 0) for op in ("dynamodb:PutItem", "dynamodb:UpdateItem"))
+                * units[kind][1]
+                for kind in KINDS
+            ),
+            s3_puts=results * per_check["completed"].get("s3:PutObject", 0),
+            events=per_task("events:PutEvents"),
+            log_bytes=sum(share[kind] * _log_bytes(measured[kind]) for kind in KINDS),
+            traces=checks * XRAY_SAMPLED,
+        )
+
+    ours = usage(str(memory_mb))
+    requeued_seconds = _billed_seconds(timing["by_memory"][str(memory_mb)]["requeued"])
     sleeping_invocations = schedule["ours_mean_invocations_if_sleeping"]
+    gb = memory_mb / 1024
     sleeping = Usage(
         lambda_requests=sleeping_invocations,
-        gb_seconds=(schedule["ours_mean_seconds_to_seen"] + single) * memory_gb,
+        gb_seconds=(schedule["ours_mean_seconds_to_seen"] + requeued_seconds) * gb,
         sqs_requests=3,  # its request arrives once: send, receive, delete
-        write_units=write_units,  # one record, written at the end
+        write_units=units["completed"][1],  # one record, written at the end
         s3_puts=results,
         events=1,
-        log_bytes=checks * log_per_check + sleeping_invocations * PLATFORM_LOG_BYTES,
+        log_bytes=_log_bytes(timing["by_memory"][str(memory_mb)]["completed"]) * sleeping_invocations,
         traces=sleeping_invocations * XRAY_SAMPLED,
     )
     step_functions = Usage(
         lambda_requests=checks,
-        gb_seconds=checks * math.ceil(single * 1000) / 1000 * memory_gb,
-        write_units=write_units,
+        gb_seconds=checks * requeued_seconds * gb,
+        write_units=units["completed"][1],
         s3_puts=results,
         events=1,
         # Check (Task) and Done? (Choice) per check, Wait between checks, Succeed at the end.
         transitions=3 * checks,
-        log_bytes=checks * (log_per_check + PLATFORM_LOG_BYTES),
+        log_bytes=checks * _log_bytes(timing["by_memory"][str(memory_mb)]["requeued"]),
         traces=checks * XRAY_SAMPLED,
     )
     designs = {
-        "ours, 1 check/invocation": ours(1, single),
-        "ours, 10 checks/invocation": ours(10, batch),
-        "Lambda sleeping between checks": sleeping,
-        "Step Functions + Wait state": step_functions,
+        f"ours ({memory_mb} MB)": ours,
+        "ours at 1024 MB": usage("1024"),
+        f"Lambda sleeping between checks ({memory_mb} MB)": sleeping,
+        f"Step Functions + Wait state ({memory_mb} MB)": step_functions,
     }
-    priced = {name: usage.dollars() for name, usage in designs.items()}
+    priced = {name: design.dollars() for name, design in designs.items()}
     lines = list(next(iter(priced.values())))
     rows: list[list[object]] = [
         [line, *(_money(priced[name][line]) for name in designs)]
         for line in lines
         if any(priced[name][line] for name in designs)
     ]
-    rows.append(["total", *(_money(sum(priced[name].values())) for name in designs)])
-    # The same designs with less memory: duration is billed per GB, everything else stays.
-    smaller = {"ours, 1 check/invocation": 256, "ours, 10 checks/invocation": 256}
-    smaller |= {"Lambda sleeping between checks": 128, "Step Functions + Wait state": 256}
-    small_totals = {
-        name: sum(
-            replace(designs[name], gb_seconds=designs[name].gb_seconds * mb / 1024 / memory_gb)
-            .dollars()
-            .values()
-        )
-        for name, mb in smaller.items()
-    }
-    rows.append(
-        [
-            "total with less memory",
-            *(f"{_money(small_totals[name])} ({smaller[name]} MB)" for name in designs),
-        ]
-    )
+    totals = {name: sum(lines_.values()) for name, lines_ in priced.items()}
+    rows.append(["total", *(_money(totals[name]) for name in designs)])
+    ours_total = totals[f"ours ({memory_mb} MB)"]
     table = Table(
-        f"Figure 5c - cost in $ per million tasks ({PRICES_AS_OF})",
+        f"Figure 5c - cost in $ per million tasks at the template's defaults ({PRICES_AS_OF})",
         ["", *designs],
         rows,
-        [
-            f"Inputs: {checks:.2f} checks per task (figure 1, ours); invocation {single * 1000:.0f} ms for 1 "
-            f"check, {batch * 1000:.0f} ms for 10 (figure 3, API answering in 300 ms); MemorySize "
-            f"{memory_gb * 1024:.0f} MB (template.yaml); requests per check from figure 5a; records of "
-            f"{max(scale['item_bytes'].values())} bytes ({read_units} RRU / {write_units} WRU); "
-            f"{results:.1f} results per task; {log_per_check:.0f} log bytes per check + "
-            f"{PLATFORM_LOG_BYTES} per invocation.",
-            f"Sleeping Lambda: the same checks inside one invocation billed for the whole wait "
-            f"({schedule['ours_mean_seconds_to_seen']:.0f} s mean from first check to seen, a new invocation "
-            "every 15 min), one record write at the end.",
-            "Step Functions: one Lambda check per loop, 3 state transitions per check; the record is written "
-            "once; the execution holds the state.",
-            ("" if peak_rss_mib is None else f"Figure 2 peaked at {peak_rss_mib:.0f} MiB of RSS. ")
-            + "With less memory, Lambda's CPU share shrinks too, which lengthens the CPU-bound part of each "
-            "check (figure 3); the last row reprices the duration alone.",
-            "Prices per unit: Lambda arm64 $0.0000133334/GB-s, $0.20/M requests; SQS $0.40/M; DynamoDB "
-            "on-demand $0.625/M WRU, $0.125/M RRU; S3 PUT $0.005/1k; EventBridge $1/M; Step Functions "
-            "$0.025/1k transitions; CloudWatch Logs $0.50/GB; X-Ray $5/M traces (5% sampled).",
-        ],
+        _notes(schedule, scale, timing, per_check, units, results, checks),
     )
     return Figure(
         "cost",
@@ -187,32 +224,157 @@ def figure(
         {
             "prices": PRICES,
             "prices_as_of": PRICES_AS_OF,
-            "memory_mb": memory_gb * 1024,
-            "per_million_tasks": {
-                name: {**lines_, "total": sum(lines_.values())} for name, lines_ in priced.items()
-            },
+            "memory_mb": memory_mb,
+            "timing": timing,
+            "per_check": per_check,
+            "per_million_tasks": {name: {**lines_, "total": totals[name]} for name, lines_ in priced.items()},
         },
+        [
+            Target(
+                "5c cost per million tasks (template defaults)",
+                _money(ours_total),
+                f"<= ${TARGET_DOLLARS:.0f}",
+                ours_total <= TARGET_DOLLARS,
+            )
+        ],
     )
 
 
-def _memory_mb() -> int:
-    """The function's MemorySize in template.yaml."""
-    for resource in load_template(TEMPLATE)["Resources"].values():
-        if resource.get("Type") == "AWS::Serverless::Function":
-            return int(resource["Properties"]["MemorySize"])
-    raise ValueError("template.yaml has no function")
+def _notes(
+    schedule: dict[str, Any],
+    scale: dict[str, Any],
+    timing: dict[str, Any],
+    per_check: dict[str, dict[str, float]],
+    units: dict[str, tuple[int, int]],
+    results: float,
+    checks: float,
+) -> list[str]:
+    memory = str(timing["memory_mb"])
+    measured = timing["by_memory"][memory]
+    limited = all(measured[kind]["cpu_limited"] for kind in KINDS)
+    cpu = f"{int(memory) / LAMBDA_MB_PER_VCPU:.0%} of a CPU" if limited else "this machine's CPU, unlimited"
+    counts = "; ".join(
+        f"{kind}: " + ", ".join(f"{op} {n:.2f}" for op, n in sorted(per_check[kind].items()))
+        for kind in KINDS
+    )
+    return [
+        f"Checks per task {checks:.2f} (figure 1: {checks - 1:.2f} re-queued + 1 completing); "
+        f"{results:.1f} results per task ({schedule['label_share']:.0%} labels with 1, the rest PDFs with "
+        "2).",
+        f"Requests per check, as figure 5a counted them: {counts}.",
+        f"Records of {scale['item_bytes']['requeued']} / {scale['item_bytes']['completed']} bytes "
+        f"(re-queued / completed: {units['requeued'][0]} / {units['completed'][0]} RRU per consistent read, "
+        f"{units['requeued'][1]} / {units['completed'][1]} WRU per write).",
+        "Invocation, one record, API answering in "
+        f"{timing['api_seconds'] * 1000:.0f} ms, at {memory} MB with {cpu}: mean billed "
+        + ", ".join(
+            f"{kind} {_billed_seconds(measured[kind]) * 1000:.0f} ms "
+            f"(CPU {statistics.fmean(measured[kind]['cpu']) * 1000:.0f} ms)"
+            for kind in KINDS
+        )
+        + "; at 1024 MB: "
+        + ", ".join(
+            f"{kind} {_billed_seconds(timing['by_memory']['1024'][kind]) * 1000:.0f} ms" for kind in KINDS
+        )
+        + ". Billed = each invocation rounded up to the ms; INIT of the rare cold start left out.",
+        "Logs per check as written at INFO (Powertools line + EMF metrics, Lambda context and trace id on "
+        "the line), + 26 bytes per event: "
+        + ", ".join(f"{kind} {_log_bytes(measured[kind]):.0f} bytes" for kind in KINDS)
+        + "; Lambda's START/END/REPORT lines: none (template: LogFormat JSON, SystemLogLevel WARN).",
+        "SQS: the first SendMessage, one per successor, and the event source's ReceiveMessage + "
+        "DeleteMessageBatch per invocation. X-Ray: 5% of invocations past the reservoir.",
+        "Fixed per month, whatever the volume, not in the totals: X-Ray's reservoir (up to 1 trace a "
+        "second, ~$13 beyond the free 100,000), the EMF custom metrics ($0.30 each), the secret ($0.40), "
+        "the event source's empty long polls (~$0.30); storage of results and records.",
+        "Sleeping Lambda: the same checks inside one invocation billed for the whole wait "
+        f"({schedule['ours_mean_seconds_to_seen']:.0f} s mean from first check to seen, a new invocation "
+        "every 15 min). Step Functions: one Lambda check per loop, 3 state transitions per check; the "
+        "execution holds the state.",
+    ]
+
+
+def _billed_seconds(measured: dict[str, Any]) -> float:
+    """Mean billed duration of an invocation: each rounded up to the millisecond."""
+    return statistics.fmean(math.ceil(seconds * 1000) / 1000 for seconds in measured["wall"])
+
+
+def _log_bytes(measured: dict[str, Any]) -> float:
+    """Mean bytes CloudWatch Logs ingests per invocation."""
+    written = measured["log_bytes"] + LOG_EVENT_OVERHEAD_BYTES * measured["log_lines"]
+    return float(written) / len(measured["wall"])
 
 
 def _requests_per_check(scale: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Mean requests per check of each kind, over every level measured."""
     kinds: dict[str, dict[str, float]] = {}
-    for kind in ("requeued", "completed"):
+    for kind in KINDS:
         phases = [level[kind] for level in scale["levels"]]
         checks = sum(phase["checks"] for phase in phases)
-        operations = {op for phase in phases for op in phase["calls"]}
+        operations = {op for phase in phases for op in phase["calls"] if not op.startswith("aspose:")}
         kinds[kind] = {op: sum(phase["calls"].get(op, 0) for phase in phases) / checks for op in operations}
     return kinds
 
 
 def _money(value: float) -> str:
     return f"${value:,.2f}" if value else "-"
+
+
+# --- in the child ----------------------------------------------------------------------------------
+
+
+def _measure(arguments: dict[str, Any]) -> dict[str, Any]:
+    """In the child: one invocation per task, one record each; the first warms the function up."""
+    from ocr_poller_tools.localrun import sqs_event
+
+    from ocr_poller import handler
+
+    class Context:
+        """Lambda's context, as the deployed function gets it."""
+
+        function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+        memory_limit_in_mb = arguments["memory_mb"]
+        invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+
+        def __init__(self) -> None:
+            self.aws_request_id = str(uuid.uuid4())
+            self._deadline = time.monotonic() + 300
+
+        def get_remaining_time_in_millis(self) -> int:
+            return int((self._deadline - time.monotonic()) * 1000)
+
+    measured: dict[str, Any] = {"wall": [], "cpu": [], "log_bytes": 0, "log_lines": 0}
+    for index, task_id in enumerate(arguments["tasks"]):
+        message: Any = {
+            "MessageId": str(uuid.uuid4()),
+            "ReceiptHandle": uuid.uuid4().hex,
+            "Body": json.dumps({"taskId": task_id, "endpoint": "RecognizeLabel"}),
+        }
+        event = sqs_event([message], arguments["queue_arn"], arguments["region"])
+        # Lambda sets the trace header per invocation; Powertools puts it on every log line.
+        os.environ["_X_AMZN_TRACE_ID"] = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]};Sampled=0"
+        logs_before = _stdout()
+        started, cpu = time.perf_counter(), time.process_time()
+        response = handler.lambda_handler(event, Context())
+        wall, used = time.perf_counter() - started, time.process_time() - cpu
+        logs_after = _stdout()
+        if response != {"batchItemFailures": []}:
+            raise RuntimeError(f"the check of {task_id} failed: {response}")
+        if index:  # the first warms the function up
+            measured["wall"].append(wall)
+            measured["cpu"].append(used)
+            measured["log_bytes"] += logs_after[0] - logs_before[0]
+            measured["log_lines"] += logs_after[1] - logs_before[1]
+    measured["cpu_limited"] = os.environ.get("OCR_BENCH_CPU_LIMITED") == "1"
+    return measured
+
+
+def _stdout() -> tuple[int, int]:
+    """Bytes and lines written to stdout so far (a file: see run_child)."""
+    sys.stdout.flush()
+    with open(f"/proc/self/fd/{sys.stdout.fileno()}", "rb") as written:
+        data = written.read()
+    return len(data), data.count(b"\n")
+
+
+if __name__ == "__main__":
+    child_main(_measure)

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,9 @@ TEMPLATE = ROOT / "template.yaml"
 LABEL = ROOT / "samples" / "label.png"
 CLIENT = Credentials("benchmark", "benchmark-secret")  # the emulator accepts any credentials
 START_TIMEOUT_SECONDS = 60
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")  # cgroup v1's cpu controller, writable by root where allowed
+CFS_PERIOD_US = 100_000
+LAMBDA_MB_PER_VCPU = 1769  # Lambda gives a whole vCPU at 1,769 MB, and a share in proportion below
 
 # Quiet, as a benchmark needs it; the scale figure turns logs and metrics back on to weigh them.
 QUIET = {
@@ -102,6 +105,16 @@ def emulator(processing_seconds: float) -> Iterator[Service]:
         service.stop()
 
 
+def memory_size_mb() -> int:
+    """The function's MemorySize in template.yaml."""
+    from ocr_poller_tools.sandbox import load_template
+
+    for resource in load_template(TEMPLATE)["Resources"].values():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            return int(resource["Properties"]["MemorySize"])
+    raise ServiceError("template.yaml has no function")
+
+
 def deploy(moto_url: str) -> Stack:
     """A fresh deployment of template.yaml's resources in moto."""
     return deploy_stack(moto_url, TEMPLATE, name_suffix=uuid.uuid4().hex[:12])
@@ -148,27 +161,55 @@ class EmulatorClient:
         return task_id
 
 
-def run_child(module: str, arguments: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+def run_child(
+    module: str, arguments: Mapping[str, Any], env: Mapping[str, str], cpu_share: float | None = None
+) -> dict[str, Any]:
     """Run `python -m module` with the JSON arguments in a fresh interpreter; the JSON it wrote back.
 
     The child's stdout (the handler's logs, when they are on) goes to a file whose size it may read.
+    With `cpu_share`, the child gets that share of one CPU, as Lambda gives a function for its memory,
+    where this machine lets a cgroup say so (OCR_BENCH_CPU_LIMITED=1 in its environment then).
     """
-    with tempfile.TemporaryDirectory(prefix="ocr-bench-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="ocr-bench-") as scratch, cpu_limit(cpu_share) as group:
         result_path = Path(scratch) / "result.json"
         with open(Path(scratch) / "stdout.log", "wb") as stdout:
             completed = subprocess.run(
                 [sys.executable, "-m", module, json.dumps(dict(arguments)), str(result_path)],
-                env={**os.environ, **env},
+                env={**os.environ, **env, "OCR_BENCH_CPU_LIMITED": "1" if group else "0"},
                 cwd=ROOT,
                 stdout=stdout,
                 stderr=subprocess.PIPE,
                 text=True,
                 check=False,
+                preexec_fn=(lambda: (group / "cgroup.procs").write_text(str(os.getpid()))) if group else None,
             )
         if completed.returncode != 0 or not result_path.exists():
             raise ServiceError(f"{module} failed (exit {completed.returncode}):\n{completed.stderr[-3000:]}")
         result: dict[str, Any] = json.loads(result_path.read_text())
         return result
+
+
+@contextmanager
+def cpu_limit(share: float | None) -> Iterator[Path | None]:
+    """A cgroup (v1 cpu controller) whose processes get `share` of one CPU; None where none can be made."""
+    if share is None or not CGROUP_CPU.is_dir():
+        yield None
+        return
+    group = CGROUP_CPU / f"ocr-bench-{uuid.uuid4().hex[:12]}"
+    try:
+        group.mkdir()
+        (group / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+        (group / "cpu.cfs_quota_us").write_text(str(max(1000, round(share * CFS_PERIOD_US))))
+    except OSError:
+        with suppress(OSError):
+            group.rmdir()
+        yield None
+        return
+    try:
+        yield group
+    finally:
+        with suppress(OSError):
+            group.rmdir()  # its only process has exited
 
 
 def child_main(measure: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
