@@ -140,7 +140,8 @@ def test_nothing_under_src_imports_the_tools() -> None:
 
 
 def test_src_holds_only_the_function_and_its_requirements() -> None:
-    # Given what git would see under src/ (CodeUri), build byproducts left out
+    # Given src/, CodeUri: what sam build copies into the artifact
+    # When its entries are listed (after `pip install -e .`, as every test run has it)
     entries = {path.name for path in SRC.iterdir() if path.name != "__pycache__"}
 
     # Then it is the package and the requirements sam build installs, nothing else (no egg-info)
