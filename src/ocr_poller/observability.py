@@ -37,7 +37,25 @@ def _log(outcome: Outcome) -> None:
         "reason": outcome.reason or (record.last_error if record else None),
     }
     log = logger.warning if outcome.action is Action.REJECTED else logger.info
+    if _routine(outcome):
+        log = logger.debug
     log(f"poll request {outcome.action.value}", extra={k: v for k, v in details.items() if v is not None})
+
+
+def _routine(outcome: Outcome) -> bool:
+    """A task still running, checked again as planned: most checks are, so INFO leaves them out.
+
+    INFO keeps a task's first check, its end, and anything out of the way (a transient failure, a
+    duplicate, a resumed or rejected request); the metrics count every check.
+    """
+    record = outcome.record
+    return (
+        outcome.action is Action.REQUEUED
+        and record is not None
+        and record.check_number > 1
+        and not record.last_error
+        and not outcome.reason
+    )
 
 
 def _measurements(outcome: Outcome) -> list[tuple[str, MetricUnit, float]]:
