@@ -9,6 +9,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from ocr_poller.errors import ConfigError, Refused
+from ocr_poller.limits import DEFAULT_INLINE_TEXT_BYTES, INLINE_TEXT_BUDGET_BYTES
 from ocr_poller.request import canonical_endpoint
 from ocr_poller.schedule import SQS_MAX_DELAY_SECONDS, Backoff
 
@@ -39,6 +40,7 @@ class Settings:
     event_bus_name: str = "default"
     record_retention_days: int = 30
     max_concurrent_checks: int = 10
+    inline_text_bytes: int = DEFAULT_INLINE_TEXT_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +70,10 @@ class Settings:
             event_bus_name=env.get("EVENT_BUS_NAME", cls.event_bus_name),
             record_retention_days=_integer(env, "RECORD_RETENTION_DAYS", cls.record_retention_days, 1, 3650),
             max_concurrent_checks=_integer(env, "MAX_CONCURRENT_CHECKS", cls.max_concurrent_checks, 1, 64),
+            # Above the budget of all inline texts together, a single text could never be kept.
+            inline_text_bytes=_integer(
+                env, "INLINE_TEXT_BYTES", cls.inline_text_bytes, 0, INLINE_TEXT_BUDGET_BYTES
+            ),
         )
         if settings.poll_initial_delay_seconds > settings.poll_max_delay_seconds:
             raise ConfigError("POLL_INITIAL_DELAY_SECONDS must not exceed POLL_MAX_DELAY_SECONDS")

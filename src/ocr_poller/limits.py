@@ -8,7 +8,11 @@ record and the completion event are measured as AWS measures them before they ar
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
+
+from ocr_poller.model import StoredResult
 
 DYNAMODB_ITEM_BYTES = 400 * 1024  # DynamoDB's item limit (names + values, UTF-8)
 EVENT_ENTRY_BYTES = 256 * 1024  # PutEvents entry limit, also Step Functions' output limit
@@ -23,6 +27,7 @@ MAX_TASK_TOKEN_BYTES = 2048  # a Step Functions task token (SendTaskSuccess's ta
 # Inline text of Text results (INLINE_TEXT_BYTES each): all of them together stay within this, so that
 # MAX_RESULTS entries, the messages and the texts fit one event with room to spare.
 INLINE_TEXT_BUDGET_BYTES = 128 * 1024
+DEFAULT_INLINE_TEXT_BYTES = 16 * 1024
 
 
 def capped(text: str, limit: int) -> str:
@@ -44,3 +49,24 @@ def capped_messages(messages: tuple[str, ...]) -> tuple[str, ...]:
 def json_bytes(document: Any) -> int:
     """Size of a JSON document in UTF-8 bytes, as AWS counts a PutEvents `Detail` or a task output."""
     return len(json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def within_text_budget(
+    results: Sequence[StoredResult], budget: int = INLINE_TEXT_BUDGET_BYTES
+) -> tuple[StoredResult, ...]:
+    """The results with their inline texts, in order, while the texts' UTF-8 total stays within `budget`.
+
+    A text that would pass the budget is dropped (`textTruncated`, the text stays in S3); a smaller one
+    after it may still fit. What the record keeps bounds what the event and the callback output carry.
+    """
+    kept: list[StoredResult] = []
+    remaining = budget
+    for result in results:
+        if result.text is not None:
+            size = len(result.text.encode("utf-8"))
+            if size > remaining:
+                result = replace(result, text=None, text_truncated=True)
+            else:
+                remaining -= size
+        kept.append(result)
+    return tuple(kept)

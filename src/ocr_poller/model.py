@@ -27,7 +27,7 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class StoredResult:
-    """One decoded result written to S3."""
+    """One decoded result written to S3; a small Text result also carries its decoded text."""
 
     type: str
     bucket: str
@@ -35,10 +35,12 @@ class StoredResult:
     content_type: str
     size: int
     sha256: str
+    text: str | None = None  # the whole result decoded, when it is a Text of at most INLINE_TEXT_BYTES
+    text_truncated: bool = False  # a Text result whose text is in S3 only (too large, not UTF-8, over budget)
 
-    def to_dict(self) -> dict[str, str | int]:
+    def to_dict(self) -> dict[str, str | int | bool]:
         """The record's and the event's JSON shape."""
-        return {
+        shape: dict[str, str | int | bool] = {
             "type": self.type,
             "bucket": self.bucket,
             "key": self.key,
@@ -46,6 +48,11 @@ class StoredResult:
             "size": self.size,
             "sha256": self.sha256,
         }
+        if self.text is not None:
+            shape["text"] = self.text
+        if self.text_truncated:
+            shape["textTruncated"] = True
+        return shape
 
 
 class Stage(StrEnum):

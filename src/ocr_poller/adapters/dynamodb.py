@@ -85,6 +85,8 @@ def _result(entry: dict[str, Any]) -> StoredResult:
         content_type=entry["contentType"],
         size=int(entry["size"]),
         sha256=entry["sha256"],
+        text=entry.get("text"),
+        text_truncated=bool(entry.get("textTruncated", False)),
     )
 
 

@@ -1,4 +1,4 @@
-"""Decoded results to S3 (CONTRACT.md section 6): streamed, with size and sha256 computed on the way."""
+"""Decoded results to S3 (CONTRACT.md 5-6): streamed, with size, sha256 and small texts taken on the way."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 
+from ocr_poller.limits import DEFAULT_INLINE_TEXT_BYTES
 from ocr_poller.model import StoredResult
 
 if TYPE_CHECKING:
@@ -42,18 +43,60 @@ def result_key(prefix: str, task_id: str, index: int, result_type: str) -> str:
     return f"{prefix}{task_id}/{index}-{name}.{result_format(result_type)[1]}"
 
 
-class S3ResultStore:
-    """Writes each result under its contract key: one PutObject when small, multipart when large."""
+class _TextCapture:
+    """Keeps a Text result's bytes while they fit in `limit`; once they do not, keeps nothing."""
 
-    def __init__(self, bucket: str, prefix: str, *, client: S3Client | None = None) -> None:
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._data: bytearray | None = bytearray()
+
+    def tap(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """The same chunks, seen on their way."""
+        for chunk in chunks:
+            if self._data is not None:
+                if len(self._data) + len(chunk) > self._limit:
+                    self._data = None
+                else:
+                    self._data += chunk
+            yield chunk
+
+    def text(self) -> tuple[str | None, bool]:
+        """The decoded text and False, or None and True for a result too large or not UTF-8."""
+        if self._data is None:
+            return None, True
+        try:
+            return self._data.decode("utf-8"), False
+        except UnicodeDecodeError:
+            return None, True
+
+
+class S3ResultStore:
+    """Writes each result under its contract key: one PutObject when small, multipart when large.
+
+    A `Text` result of at most `inline_text_bytes` that is valid UTF-8 also comes back decoded, for the
+    record and the event; a larger one comes back marked `text_truncated`.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        *,
+        inline_text_bytes: int = DEFAULT_INLINE_TEXT_BYTES,
+        client: S3Client | None = None,
+    ) -> None:
         self._bucket = bucket
         self._prefix = prefix
+        self._inline_text_bytes = inline_text_bytes
         self._s3 = client or boto3.client("s3")
 
     def put(self, task_id: str, index: int, result_type: str, chunks: Iterator[bytes]) -> StoredResult:
         """Upload the decoded chunks; the key is deterministic, so a repeated check overwrites, never adds."""
         key = result_key(self._prefix, task_id, index, result_type)
         content_type = result_format(result_type)[0]
+        capture = _TextCapture(self._inline_text_bytes) if result_type.lower() == "text" else None
+        if capture is not None:
+            chunks = capture.tap(chunks)
         digest = hashlib.sha256()
         buffer = bytearray()
         for chunk in chunks:
@@ -65,7 +108,10 @@ class S3ResultStore:
         else:
             size = len(buffer)
             self._s3.put_object(Bucket=self._bucket, Key=key, Body=bytes(buffer), ContentType=content_type)
-        return StoredResult(result_type, self._bucket, key, content_type, size, digest.hexdigest())
+        text, text_truncated = capture.text() if capture is not None else (None, False)
+        return StoredResult(
+            result_type, self._bucket, key, content_type, size, digest.hexdigest(), text, text_truncated
+        )
 
     def delete(self, results: Sequence[StoredResult]) -> None:
         """Remove objects written by a check that turned out not to have a result."""
