@@ -1,59 +1,76 @@
-"""Step Functions task token callbacks (CONTRACT.md section 9)."""
+"""Step Functions task token callbacks (CONTRACT.md section 9): success, failure, heartbeat.
+
+A token Step Functions no longer accepts (the workflow timed out, was stopped, or the token is not one)
+is logged and answered False: it never fails the task, whose results are stored and announced as usual.
+Any other failure of the call is AWS's, and the record is delivered again.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ocr_poller.errors import Redeliver
-from ocr_poller.limits import capped
+from ocr_poller.limits import MAX_REASON_BYTES, capped
+from ocr_poller.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
-# The token is no longer waited on: the workflow timed out, ended, or never existed.
-_REFUSED = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
+# Step Functions' limits on SendTaskFailure (characters; capping UTF-8 bytes keeps within them).
 MAX_ERROR_CHARS = 256
-MAX_CAUSE_BYTES = 32_768
+MAX_CAUSE_CHARS = 32_768
+# The answers that say the token is over: the waiting state timed out, its execution ended, or the
+# token was never one. Retrying cannot change them.
+REFUSED_TOKEN_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
 
 
 class StepFunctionsCallbacks:
-    """Sends heartbeats and the outcome to a workflow waiting on a task token."""
+    """Answers a workflow waiting on a task token; True when Step Functions took the answer."""
 
     def __init__(self, *, client: SFNClient | None = None) -> None:
         self._sfn = client or boto3.client("stepfunctions")
 
     def heartbeat(self, token: str) -> bool:
-        """Tell the workflow the task is still being polled."""
-        return self._call("SendTaskHeartbeat", lambda: self._sfn.send_task_heartbeat(taskToken=token))
+        """Tell the waiting state the task is still running (resets its HeartbeatSeconds)."""
+        return self._call("SendTaskHeartbeat", token, lambda: self._sfn.send_task_heartbeat(taskToken=token))
 
     def succeed(self, token: str, output: str) -> bool:
-        """Resume the workflow with the task's completion detail as its output."""
+        """End the waiting state successfully with `output` (a JSON document) as its result."""
         return self._call(
-            "SendTaskSuccess", lambda: self._sfn.send_task_success(taskToken=token, output=output)
+            "SendTaskSuccess", token, lambda: self._sfn.send_task_success(taskToken=token, output=output)
         )
 
     def fail(self, token: str, error: str, cause: str) -> bool:
-        """Fail the workflow's task with `error` (OCR.<status>) and the API's messages as the cause."""
+        """End the waiting state with `error` (e.g. `OCR.Error`) and `cause`, capped to their limits."""
         return self._call(
             "SendTaskFailure",
+            token,
             lambda: self._sfn.send_task_failure(
-                taskToken=token, error=error[:MAX_ERROR_CHARS], cause=capped(cause, MAX_CAUSE_BYTES)
+                taskToken=token, error=capped(error, MAX_ERROR_CHARS), cause=capped(cause, MAX_CAUSE_CHARS)
             ),
         )
 
-    @staticmethod
-    def _call(operation: str, send: Callable[[], object]) -> bool:
-        """True when Step Functions took the call, False when it refused the token; else Redeliver."""
+    def _call(self, action: str, token: str, send: Callable[[], dict[str, Any]]) -> bool:
         try:
             send()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _REFUSED:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            if code in REFUSED_TOKEN_CODES:
+                logger.warning(
+                    "Step Functions refused the task token", extra={"callback": action, "errorCode": code}
+                )
                 return False
-            raise Redeliver(f"Step Functions {operation} failed: {exc}") from exc
+            raise Redeliver(_reason(f"{action} failed: {code} {error.get('Message', '')}", token)) from exc
         except BotoCoreError as exc:
-            raise Redeliver(f"Step Functions {operation} failed: {exc}") from exc
+            raise Redeliver(_reason(f"{action} failed: {exc}", token)) from exc
         return True
+
+
+def _reason(text: str, token: str) -> str:
+    """A failure's explanation for the logs, without the token (whoever holds it can end the workflow)."""
+    return capped(text.replace(token, "<taskToken>").strip(), MAX_REASON_BYTES)
