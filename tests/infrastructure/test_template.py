@@ -265,6 +265,7 @@ def test_environment_references_resources_of_the_template(
         ("RESULTS_PREFIX", "results/"),
         ("DEFAULT_ENDPOINT", "RecognizeLabel"),
         ("EVENT_BUS_NAME", "default"),
+        ("INLINE_TEXT_BYTES", 16384),
     ],
 )
 def test_configuration_defaults_are_the_contracts(
@@ -342,7 +343,9 @@ def test_results_table_is_keyed_by_task_id_and_expires_records(template: dict[st
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
 
 
-def test_every_allowed_action_is_scoped_to_a_resource_except_xray(template: dict[str, Any]) -> None:
+def test_every_allowed_action_is_scoped_to_a_resource_except_xray_and_task_tokens(
+    template: dict[str, Any],
+) -> None:
     # Given every Allow statement of every role in the template
     statements = [statement for statement in _role_statements(template) if statement["Effect"] == "Allow"]
 
@@ -354,9 +357,16 @@ def test_every_allowed_action_is_scoped_to_a_resource_except_xray(template: dict
         for action in _as_list(statement["Action"])
     }
 
-    # Then only X-Ray, which has no resource-level permissions, is unscoped
+    # Then only X-Ray and Step Functions' task token callbacks, which have no resource-level
+    # permissions, are unscoped
     assert statements
-    assert unscoped_actions == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    assert unscoped_actions == {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "states:SendTaskHeartbeat",
+    }
 
 
 def test_function_uses_the_templates_scoped_role(template: dict[str, Any]) -> None:
