@@ -49,6 +49,7 @@ from ocr_poller.limits import (
     MAX_RESULTS,
     capped,
     capped_messages,
+    within_text_budget,
 )
 from ocr_poller.model import Answer, Stage, Status, StoredResult, TaskRecord
 from ocr_poller.request import PollRequest, parse_body, parse_document
@@ -332,7 +333,8 @@ def _record(
         lease_expires_at=_lease_end(delivery),
         # The token that started the chain stays; a chain started without one takes the first one seen.
         task_token=(previous.task_token if previous else None) or request.task_token,
-        results=check.results if status is Status.COMPLETED else (),
+        # One budget for the inline texts of a record (and so of its event and callback output).
+        results=within_text_budget(check.results) if status is Status.COMPLETED else (),
         error_messages=decision.error_messages,
         warnings=check.warnings,
         response_status_code=check.response_status_code,

@@ -100,6 +100,7 @@ def build_collaborators(
         results=S3ResultStore(
             settings.results_bucket,
             settings.results_prefix,
+            inline_text_bytes=settings.inline_text_bytes,
             client=session.client("s3", config=aws_config, endpoint_url=endpoint_url),
         ),
         records=DynamoRecords(
