@@ -9,6 +9,7 @@ would, ends each execution (CONTRACT.md section 9).
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
 ROLE_ARN = "arn:aws:iam::123456789012:role/ocr-workflow"
 
 
@@ -63,36 +65,35 @@ def sfn(moto_url: str, poller_env: None, monkeypatch: pytest.MonkeyPatch) -> Ite
     configure_moto(moto_url, execute=False)
 
 
-def wait_on_poll_queue(stack: Stack, **state: Any) -> dict[str, Any]:
-    """A workflow that hands the task to the poller on its queue and waits for the poller's answer."""
-    return {
-        "Comment": "Waits until the poller ends the task; the task was submitted to Aspose before.",
-        "StartAt": "WaitForOcr",
-        "States": {
-            "WaitForOcr": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-                "Parameters": {
-                    "QueueUrl": stack.queue_url,
-                    "MessageBody": {
-                        "taskId.$": "$.taskId",
-                        "endpoint.$": "$.endpoint",
-                        "taskToken.$": "$$.Task.Token",
-                    },
-                },
-                **state,
-                "End": True,
-            }
-        },
-    }
+def readme_machine(resource: str) -> dict[str, Any]:
+    """The README's state machine whose wait state uses `resource`, exactly as a user would copy it."""
+    blocks = re.findall(r"```json\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL)
+    machines = [json.loads(block) for block in blocks if '"StartAt"' in block]
+    (machine,) = [m for m in machines if m["States"]["WaitForOcr"]["Resource"] == resource]
+    return machine
 
 
-def start(sfn: SFNClient, definition: dict[str, Any], task_id: str, endpoint: str = "RecognizeLabel") -> str:
-    machine = sfn.create_state_machine(
+def wait_on_poll_queue(stack: Stack, **wait_state: Any) -> dict[str, Any]:
+    """The README's workflow that waits on the poll queue, pointed at this stack; None drops a field."""
+    machine = readme_machine("arn:aws:states:::sqs:sendMessage.waitForTaskToken")
+    state = machine["States"]["WaitForOcr"]
+    state["Parameters"]["QueueUrl"] = stack.queue_url
+    state.update(wait_state)
+    machine["States"]["WaitForOcr"] = {name: value for name, value in state.items() if value is not None}
+    return machine
+
+
+def create(sfn: SFNClient, definition: dict[str, Any]) -> str:
+    """A new state machine; moto parses its definition, which takes seconds the first time."""
+    return sfn.create_state_machine(
         name=f"ocr-{uuid.uuid4().hex[:12]}", definition=json.dumps(definition), roleArn=ROLE_ARN
     )["stateMachineArn"]
+
+
+def start(sfn: SFNClient, machine_arn: str, task_id: str, endpoint: str = "RecognizeLabel") -> str:
+    """An execution waiting for the task; its ARN."""
     execution = sfn.start_execution(
-        stateMachineArn=machine, input=json.dumps({"taskId": task_id, "endpoint": endpoint})
+        stateMachineArn=machine_arn, input=json.dumps({"taskId": task_id, "endpoint": endpoint})
     )
     return execution["executionArn"]
 
@@ -108,7 +109,7 @@ def finished(sfn: SFNClient, execution_arn: str, limit: float = 30) -> DescribeE
     raise AssertionError(f"execution still running after {limit} s")
 
 
-def await_message(stack: Stack, endpoint_url: str, limit: float = 10) -> dict[str, Any]:
+def await_message(stack: Stack, endpoint_url: str, limit: float = 30) -> dict[str, Any]:
     """The body of the first message the workflow put on the poll queue, left there."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
@@ -118,6 +119,13 @@ def await_message(stack: Stack, endpoint_url: str, limit: float = 10) -> dict[st
             return body
         time.sleep(0.1)
     raise AssertionError("the workflow sent no message to the poll queue")
+
+
+def task_result(sfn: SFNClient, execution_arn: str) -> Any:
+    """What the waiting state received: the output of its TaskSucceeded event."""
+    history = sfn.get_execution_history(executionArn=execution_arn)["events"]
+    (succeeded,) = [event for event in history if event["type"] == "TaskSucceeded"]
+    return json.loads(succeeded["taskSucceededEventDetails"]["output"])
 
 
 def label_text(stack: Stack, endpoint_url: str, record: dict[str, Any]) -> str:
@@ -131,7 +139,7 @@ def test_a_completed_task_ends_the_workflow_with_the_event_detail_as_output(
 ) -> None:
     # Given a label submitted to Aspose and a workflow waiting for it on the poll queue
     task_id = submit(emulator, "RecognizeLabel", "label.png")
-    execution_arn = start(sfn, wait_on_poll_queue(stack, HeartbeatSeconds=60, TimeoutSeconds=600), task_id)
+    execution_arn = start(sfn, create(sfn, wait_on_poll_queue(stack)), task_id)
     assert "taskToken" in await_message(stack, moto_url)
 
     # When the poll queue is fed to the handler until the task ends
@@ -139,13 +147,13 @@ def test_a_completed_task_ends_the_workflow_with_the_event_detail_as_output(
 
     # Then the workflow succeeded with the completion event's detail: S3 locations and the label's text
     execution = finished(sfn, execution_arn)
-    assert execution["status"] == "SUCCEEDED"
-    output = json.loads(execution["output"])
+    assert execution["status"] == "SUCCEEDED", execution.get("error")
     (event,) = completion_events(stack, moto_url)
-    assert output == event["detail"]
+    assert task_result(sfn, execution_arn) == event["detail"]
+    output = json.loads(execution["output"])
+    assert output == {"taskId": task_id, "results": event["detail"]["results"]}
     text = label_text(stack, moto_url, record)
     assert "ACME FREIGHT" in text
-    assert output["taskId"] == task_id and output["status"] == "Completed"
     assert [(r["bucket"], r["key"], r["text"]) for r in output["results"]] == [
         (stack.bucket_name, record["results"][0]["key"], text)
     ]
@@ -171,7 +179,7 @@ def test_a_failed_task_fails_the_workflow_with_the_ocr_error(
         assert answer.status in (200, 201, 204), answer.data
     else:
         task_id = str(uuid.uuid4())
-    execution_arn = start(sfn, wait_on_poll_queue(stack, HeartbeatSeconds=60), task_id)
+    execution_arn = start(sfn, create(sfn, wait_on_poll_queue(stack)), task_id)
     await_message(stack, moto_url)
 
     # When the poll queue is fed to the handler until the task ends
@@ -179,6 +187,7 @@ def test_a_failed_task_fails_the_workflow_with_the_ocr_error(
 
     # Then the workflow failed with OCR.<status>, and the task ended as usual: record and one event
     execution = finished(sfn, execution_arn)
+    # (moto's server drops SendTaskFailure's cause; the unit tests check what is sent as it)
     assert (execution["status"], execution.get("error")) == ("FAILED", error)
     assert record["status"] == status and record["errorMessages"]
     (event,) = completion_events(stack, moto_url)
@@ -189,13 +198,15 @@ def test_a_failed_task_fails_the_workflow_with_the_ocr_error(
 def test_heartbeats_keep_a_long_task_alive_past_heartbeat_seconds(
     stack: Stack, moto_url: str, sfn: SFNClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a label that takes 6 s, checks about a second apart, and a workflow whose waiting state
-    # fails when it hears nothing for 3 s
-    with Emulator(processing_seconds=6.0, log_requests=False) as slow:
+    # Given a workflow whose waiting state fails when it hears nothing for 6 s, a label that takes 15 s,
+    # checks one to two seconds apart, and a warm function (its clients built, as in a warm container)
+    machine = create(sfn, wait_on_poll_queue(stack, HeartbeatSeconds=6))
+    with Emulator(processing_seconds=15.0, log_requests=False) as slow:
         monkeypatch.setenv("ASPOSE_BASE_URL", slow.url)
         monkeypatch.setenv("POLL_INITIAL_DELAY_SECONDS", "2")
+        handler.real_wiring()
         task_id = submit(slow, "RecognizeLabel", "label.png")
-        execution_arn = start(sfn, wait_on_poll_queue(stack, HeartbeatSeconds=3), task_id)
+        execution_arn = start(sfn, machine, task_id)
         await_message(stack, moto_url)
 
         # When the poll queue is fed to the handler until the task ends
@@ -203,8 +214,8 @@ def test_heartbeats_keep_a_long_task_alive_past_heartbeat_seconds(
         record = run_until_done(stack, moto_url, [task_id])[task_id]
         took = time.monotonic() - started
 
-    # Then the running checks' heartbeats carried the workflow to the task's end
-    assert took > 3 and int(record["attempts"]) >= 4
+    # Then the running checks' heartbeats carried the workflow past HeartbeatSeconds to the task's end
+    assert took > 6 and int(record["attempts"]) >= 2
     execution = finished(sfn, execution_arn)
     assert execution["status"] == "SUCCEEDED", execution.get("error")
     assert json.loads(execution["output"])["results"][0]["text"] == label_text(stack, moto_url, record)
@@ -218,7 +229,8 @@ def test_a_token_step_functions_refuses_never_fails_the_task(
     # before the first check, or it was never a token
     task_id = submit(emulator, "RecognizeLabel", "label.png")
     if token == "timed-out":
-        execution_arn = start(sfn, wait_on_poll_queue(stack, TimeoutSeconds=1), task_id)
+        machine = create(sfn, wait_on_poll_queue(stack, HeartbeatSeconds=None, TimeoutSeconds=1))
+        execution_arn = start(sfn, machine, task_id)
         await_message(stack, moto_url)
         execution = finished(sfn, execution_arn)
         assert (execution["status"], execution.get("error")) == ("FAILED", "States.Timeout")
@@ -260,38 +272,17 @@ def test_a_workflow_can_wait_through_the_trigger_event_instead_of_the_queue(
         EventBusName=stack.event_bus_name,
         Targets=[{"Id": "function", "Arn": target_arn["Attributes"]["QueueArn"]}],
     )
-    # and a workflow that puts the trigger event with its token and waits
+    # and the README's workflow that puts the trigger event with its token and waits, on the stack's bus
     task_id = submit(emulator, "RecognizeLabel", "label.png")
-    definition = {
-        "StartAt": "WaitForOcr",
-        "States": {
-            "WaitForOcr": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::events:putEvents.waitForTaskToken",
-                "Parameters": {
-                    "Entries": [
-                        {
-                            "EventBusName": stack.event_bus_name,
-                            "Source": source,
-                            "DetailType": detail_type,
-                            "Detail": {
-                                "taskId.$": "$.taskId",
-                                "endpoint.$": "$.endpoint",
-                                "taskToken.$": "$$.Task.Token",
-                            },
-                        }
-                    ]
-                },
-                "HeartbeatSeconds": 60,
-                "End": True,
-            }
-        },
-    }
-    execution_arn = start(sfn, definition, task_id)
+    definition = readme_machine("arn:aws:states:::events:putEvents.waitForTaskToken")
+    (entry,) = definition["States"]["WaitForOcr"]["Parameters"]["Entries"]
+    assert (entry["Source"], entry["DetailType"]) == (source, detail_type)
+    entry["EventBusName"] = stack.event_bus_name
+    execution_arn = start(sfn, create(sfn, definition), task_id)
 
     # When the trigger event is handed to the function as EventBridge would, then the poll queue
     started = time.monotonic()
-    while not (delivered := drain(stack, moto_url, target_url)) and time.monotonic() - started < 10:
+    while not (delivered := drain(stack, moto_url, target_url)) and time.monotonic() - started < 30:
         time.sleep(0.1)
     (trigger,) = [json.loads(message["Body"]) for message in delivered]
     handler.lambda_handler(eventbridge_event(trigger["detail"]), LocalContext())
