@@ -26,6 +26,7 @@ REQUIRED = {"RESULTS_TABLE": "t", "RESULTS_BUCKET": "b", "POLL_QUEUE_URL": "http
         ("DEFAULT_ENDPOINT", "default_endpoint"),
         ("EVENT_BUS_NAME", "event_bus_name"),
         ("RECORD_RETENTION_DAYS", "record_retention_days"),
+        ("INLINE_TEXT_BYTES", "inline_text_bytes"),
     ],
 )
 def test_each_parameter_default_is_the_codes(variable: str, attribute: str) -> None:
