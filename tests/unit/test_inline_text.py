@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -14,6 +15,9 @@ from ocr_poller.config import Settings
 from ocr_poller.errors import ConfigError
 from ocr_poller.limits import INLINE_TEXT_BUDGET_BYTES, within_text_budget
 from ocr_poller.model import Status, StoredResult, TaskRecord
+from ocr_poller.poll import check_once
+from ocr_poller.request import PollRequest
+from tests.unit.fakes import FakeApi, Reply, World
 
 LABEL = b"ACME FREIGHT\nPARCEL 4711\n"
 
@@ -239,3 +243,29 @@ def test_inline_text_bytes_defaults_to_16_kib_and_is_read() -> None:
 def test_inline_text_bytes_outside_the_budget_is_refused(value: str) -> None:
     with pytest.raises(ConfigError, match="INLINE_TEXT_BYTES"):
         Settings.from_env({**BASE, "INLINE_TEXT_BYTES": value})
+
+
+def test_a_check_keeps_the_record_event_and_callback_within_the_text_budget() -> None:
+    # Given a completed answer with twelve Text results of 16 KiB each (192 KiB), stored by the real
+    # S3 store, and a workflow waiting on the task
+    texts = [(f"{i:02d}" + "x" * (16384 - 2)).encode() for i in range(12)]
+    fake = FakeS3()
+    world = World(FakeApi([Reply("Completed", [("Text", text) for text in texts])]))
+    world.results = cast(Any, store(fake))
+    request = PollRequest("task", "RecognizeLabel", task_token="tok")
+
+    # When the task is checked
+    check_once(request, world.sqs("m1"), world.deps)
+
+    # Then every object is whole in S3; the record keeps the first eight texts (128 KiB) inline and
+    # marks the rest, and the event and the workflow's output say the same
+    assert [fake.objects[f"results/task/{i}-text.txt"] for i in range(12)] == texts
+    record = world.records.items["task"]
+    assert [r.text for r in record.results] == [t.decode() for t in texts[:8]] + [None] * 4
+    assert [r.text_truncated for r in record.results] == [False] * 8 + [True] * 4
+    [(_, detail)] = world.announcer.announced
+    [(_, _, output)] = [call for call in world.callbacks.calls if call[0] == "succeed"]
+    assert json.loads(output) == detail
+    assert [("text" in r, r.get("textTruncated", False)) for r in detail["results"]] == [
+        (True, False)
+    ] * 8 + [(False, True)] * 4
