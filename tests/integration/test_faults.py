@@ -262,7 +262,8 @@ def test_second_401_in_one_check_is_transient_and_requeued(
     assert slow_emulator.checks(task_id) == 2
     assert (record["status"], record["attempts"], record["transientFailures"]) == ("Pending", 1, 1)
     assert record["lastError"] == "HTTP 401: the token was rejected twice"
-    assert queue_counts(stack, moto_url) == (0, 1)  # one successor, backed off (at least 2 s)
+    # One successor (its back-off of about a second may be over by now on a busy machine)
+    assert sum(queue_counts(stack, moto_url)) == 1
     # When the chain goes on
     complete_from_now_on(slow_emulator, task_id)
     record = run_until_done(stack, moto_url, [task_id])[task_id]
