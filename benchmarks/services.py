@@ -25,8 +25,9 @@ from ocr_poller_tools.sandbox import (
     deploy_stack,
     environment,
 )
+from ocr_poller_tools.submission import SubmittingApi, submission_body
 
-from ocr_poller.adapters.aspose import AsposeApi, Credentials, submission_body
+from ocr_poller.adapters.aspose import Credentials
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -142,7 +143,7 @@ class EmulatorClient:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._api = AsposeApi(url, lambda: CLIENT)
+        self._api = SubmittingApi(url, lambda: CLIENT)
         self._http = urllib3.PoolManager(maxsize=4)
         self._body = submission_body("RecognizeLabel", LABEL.read_bytes())
 

@@ -13,9 +13,10 @@ import pytest
 from ocr_poller_tools.emulator import Emulator
 from ocr_poller_tools.localrun import QueueFeeder, sqs_event
 from ocr_poller_tools.sandbox import Stack
+from ocr_poller_tools.submission import SubmittingApi, submission_body
 
 from ocr_poller import handler
-from ocr_poller.adapters.aspose import AsposeApi, Credentials, submission_body
+from ocr_poller.adapters.aspose import Credentials
 from tests.lambda_context import LambdaContext
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 def submit(emulator: Emulator, endpoint: str, sample: str, result_type: str | None = None) -> str:
-    api = AsposeApi(emulator.url, lambda: Credentials("id", "secret"))
+    api = SubmittingApi(emulator.url, lambda: Credentials("id", "secret"))
     return api.submit(
         endpoint, submission_body(endpoint, (SAMPLES / sample).read_bytes(), result_type=result_type)
     )

@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ocr_poller_tools.emulator import Emulator
 from ocr_poller_tools.sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, Stack
+from ocr_poller_tools.submission import submission_body
 
 from ocr_poller import handler
-from ocr_poller.adapters.aspose import AsposeApi, Credentials, submission_body
+from ocr_poller.adapters.aspose import AsposeApi, Credentials
 from ocr_poller.errors import Redeliver, Refused
 from ocr_poller.request import parse_body
 from tests.integration.flow import (

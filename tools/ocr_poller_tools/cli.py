@@ -245,9 +245,9 @@ def _real_api(env: Mapping[str, str]) -> ApiAccess:
 
 def _submit(args: argparse.Namespace) -> int:
     """Check the poll queue, send the file to ASPOSE_BASE_URL, then enqueue the new task's poll request."""
-    from ocr_poller.adapters.aspose import AsposeApi, SubmitError, submission_body
     from ocr_poller.errors import Redeliver, RetryLater
     from ocr_poller_tools.stackclient import StackClient
+    from ocr_poller_tools.submission import SubmitError, SubmittingApi, submission_body
 
     variables, source = _variables(args)
     if not args.file.is_file():
@@ -260,7 +260,7 @@ def _submit(args: argparse.Namespace) -> int:
     credentials = _aspose_credentials(stack)
     try:
         body = submission_body(args.endpoint, args.file.read_bytes(), result_type=args.result_type)
-        task_id = AsposeApi(base_url, lambda: credentials).submit(args.endpoint, body)
+        task_id = SubmittingApi(base_url, lambda: credentials).submit(args.endpoint, body)
     except OSError as exc:
         raise ToolError(f"{args.file}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:

@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 import boto3
 from ruamel.yaml.error import YAMLError
 
-from ocr_poller.adapters.aspose import AsposeApi, Credentials, submission_body
+from ocr_poller.adapters.aspose import Credentials
 from ocr_poller.config import Settings
 from ocr_poller.errors import ConfigError
 from ocr_poller.handler import lambda_handler
@@ -37,6 +37,7 @@ from ocr_poller_tools.envfile import write_env_file
 from ocr_poller_tools.errors import ToolError
 from ocr_poller_tools.redrive import reject_reason
 from ocr_poller_tools.stackclient import RUNNING, StackClient
+from ocr_poller_tools.submission import SubmittingApi, submission_body
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -285,9 +286,9 @@ class LocalStack:
             self.client.sqs, self.stack.queue_url, self.invoke, region=self.stack.region, on_error=on_error
         )
 
-    def aspose(self) -> AsposeApi:
+    def aspose(self) -> SubmittingApi:
         """A client of the stack's API, for submissions."""
-        return AsposeApi(self.api.base_url, lambda: self.api.credentials)
+        return SubmittingApi(self.api.base_url, lambda: self.api.credentials)
 
     def stop(self) -> None:
         """Stop the emulator and moto's server; everything in them is gone."""

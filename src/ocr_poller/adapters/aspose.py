@@ -8,7 +8,6 @@ a read open. The token answer is read with a size cap and validated before it is
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import re
@@ -19,7 +18,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
 from urllib.parse import quote
 
 import urllib3
@@ -38,7 +36,6 @@ from ocr_poller.poll import ResultSink
 
 READ_CHUNK_BYTES = 64 * 1024
 TOKEN_REFRESH_MARGIN_SECONDS = 60
-SUBMIT_READ_TIMEOUT_SECONDS = 120.0  # a submission uploads the whole file
 MAX_RETRY_AFTER_SECONDS = 86_400.0  # Aspose keeps results a day; longer waits are meaningless
 MAX_TOKEN_ANSWER_BYTES = 64 * 1024  # a token answer is a few hundred bytes; a larger one is not read whole
 # expires_in is clamped to these: 0 or a negative lifetime renews at most twice a minute, a huge one daily.
@@ -47,20 +44,6 @@ DEFAULT_TOKEN_LIFETIME_SECONDS = 3600.0
 MIN_TOKEN_LIFETIME_SECONDS = 60.0
 MAX_TOKEN_LIFETIME_SECONDS = 86_400.0
 _BEARER_TOKEN = re.compile(r"[\x21-\x7e]+")  # visible ASCII: no space, CR, LF or anything a header mangles
-
-
-class SubmitError(RuntimeError):
-    """The API refused a submission."""
-
-
-def submission_body(endpoint: str, content: bytes, *, result_type: str | None = None) -> dict[str, Any]:
-    """The SDK's request body for a file: Base64 `image` and settings, or `text` for speech."""
-    if endpoint == "ConvertTextToSpeech":
-        return {"text": content.decode("utf-8")}
-    settings: dict[str, Any] = {"language": "English"}
-    if result_type:
-        settings["resultType"] = result_type
-    return {"image": base64.b64encode(content).decode("ascii"), "settings": settings}
 
 
 @dataclass(frozen=True, repr=False)
@@ -122,23 +105,6 @@ class AsposeApi:
             finally:
                 _discard(response, reusable=not cut_off.is_set())
         return answer
-
-    def submit(self, endpoint: str, body: dict[str, Any]) -> str:
-        """POST a recognition request (the SDK's JSON body); the API answers the new task id."""
-        url = f"{self._base_url}/v5.0/ocr/{quote(endpoint)}"
-        payload = json.dumps(body).encode()
-        response = self._authorized(
-            lambda token: self._request(
-                "POST", url, token, body=payload, read_timeout=SUBMIT_READ_TIMEOUT_SECONDS
-            ),
-            None,
-        )
-        if response.status != 200:
-            raise SubmitError(f"POST {url} answered HTTP {response.status}: {response.data[:200]!r}")
-        task_id = response.data.decode("utf-8", "replace").strip().strip('"')
-        if not task_id:
-            raise SubmitError(f"POST {url} answered no task id")
-        return task_id
 
     def _authorized(
         self, send: Callable[[str], urllib3.BaseHTTPResponse], until: float | None
