@@ -14,17 +14,21 @@ virtual clock that the handler's collaborators and the emulator share, so nothin
   120 s later (the template's `MaximumRetryAttempts`), then the event goes to the dead-letter queue wrapped
   as the on-failure destination wraps it.
 - Chaos, seeded: invocations killed just before or just after an AWS call (S3 put, DynamoDB get, commit,
-  claim, mark_sent, SQS send, EventBridge put_events, a Step Functions callback); concurrent copies (two
+  claim, mark_sent, SQS send, EventBridge put_events, a Step Functions callback), at least once at each of
+  these points but the claim's, or that call alone failing (an error the function sees, so its record fails
+  and the lease is given up, while the invocation goes on); concurrent copies (two
   invocations of one SQS record, or of one EventBridge event, started together on two threads); producer
   duplicates (new message ids); SQS's ghosts (same id); tasks ending Error or NotExist; "cursed" tasks whose
   every invocation dies at one point until their message is dead-lettered. At the end, the dead-letter
   queue is redriven to the poll queue with the chaos off, as an operator does once the cause is fixed.
 
 A kill is a BaseException nothing in the function catches; once an invocation is killed, every later call
-any of its threads makes dies too, as the whole sandbox would. Every call is logged in order, so that each
-repeated effect can be matched with the kill that explains it (ocr_poller.poll's docstring: only a crash
-between sending and marking repeats an event or a callback; a successor is repeated when a copy of its
-request claims the lease of a finished invocation before the next check is committed).
+any of its threads makes dies too, as the whole sandbox would. DynamoDB's per-item atomicity of conditional
+writes, which moto's server lacks under concurrent requests, is restored by a lock per task. Every call is
+logged in order, so that each repeated effect can be matched with the kill or failure that explains it
+(ocr_poller.poll's docstring: only a failure between sending and marking repeats an event or a callback; a
+successor is repeated when a copy of its request claims the lease before the next check is committed, which
+here takes a kill or failure of a delivery of that next check).
 
 The seed is printed; `CHAOS_SEED=… CHAOS_TASKS=…` reruns another one. The threads' interleavings (of a
 batch, of concurrent copies) are the only thing the seed does not fix.
@@ -59,7 +63,7 @@ from ocr_poller import handler, observability
 from ocr_poller.adapters.aspose import AsposeApi, Credentials, submission_body
 from ocr_poller.adapters.s3 import result_key
 from ocr_poller.config import Settings
-from ocr_poller.errors import Refused
+from ocr_poller.errors import Redeliver, Refused
 from ocr_poller.request import parse_body
 from ocr_poller.wiring import Wiring
 from tests.integration.conftest import TEMPLATE_PATH
@@ -92,6 +96,7 @@ PRODUCER_DUPLICATE_SHARE = 0.2
 GHOST_SHARE = 0.08  # of every message put on the poll queue
 TWIN_SHARE = 0.15  # of the deliveries: a concurrent copy of one record (SQS) or of the event (EventBridge)
 ARMED_SHARE = 0.4  # of the invocations: may be killed at a call, with the odds below per call and side
+FAILURE_SHARE = 0.3  # of those random crashes: the call fails (raises) instead of the invocation dying
 CRASH_ODDS = {
     "s3.put": 0.06,
     "dynamodb.get": 0.04,
@@ -139,6 +144,11 @@ CONDITIONAL_WRITES = {("records", "commit"), ("records", "claim"), ("records", "
 
 class Killed(BaseException):
     """The invocation died here; a BaseException, so nothing in the function catches it."""
+
+
+class Failure(Redeliver):
+    """An injected failure of one AWS call (before it took effect, or after): the function sees it, as it sees
+    an adapter's translated error, and that record fails; the invocation goes on."""
 
 
 class VirtualClock:
@@ -213,6 +223,7 @@ class Kill:
     task: str
     order: int
     cursed: bool
+    kind: str = "kill"  # or "failure": only the call raised, the invocation went on
 
 
 @dataclass
@@ -247,6 +258,7 @@ class Invocation:
     chaos: bool
     cursed: dict[str, tuple[str, str]]
     killed: Kill | None = None
+    failures: list[Kill] = field(default_factory=list)
     outcome: str = ""
     deliveries: list[str] = field(default_factory=list)  # SQS message ids, or the EventBridge event's id
     acknowledged: set[str] = field(default_factory=set)  # what its response let the event source delete
@@ -377,22 +389,28 @@ class Report:
         return grouped
 
     def killed_after(self, effect: Effect, unless: str | None = None) -> Kill | None:
-        """The kill that ended `effect`'s invocation, if that invocation made no `unless` call for the task
-        after the effect. (A call in flight on one thread when another thread's call kills the invocation
-        completes, and its thread dies at its next step: its order may follow the kill's.)"""
+        """What ended `effect`'s invocation (a kill), or failed its record (an injected failure of a later
+        call for the same task), with no `unless` call for the task in between. (A call in flight on one
+        thread when another thread's call kills the invocation completes, and its thread dies at its next
+        step: its order may follow the kill's.)"""
         invocation = self.journal.invocations[effect.invocation]
-        kill = invocation.killed
-        if kill is None:
-            return None
-        if unless is not None and any(
-            later.invocation == effect.invocation
-            and later.task == effect.task
-            and later.what == unless
-            and later.order > effect.order
-            for later in self.journal.effects
-        ):
-            return None
-        return kill
+        for stop in ([invocation.killed] if invocation.killed else []) + [
+            failure for failure in invocation.failures if failure.task == effect.task
+        ]:
+            last = stop.order if stop.kind == "failure" else None
+            if stop.kind == "failure" and stop.order < effect.order:
+                continue
+            if unless is not None and any(
+                later.invocation == effect.invocation
+                and later.task == effect.task
+                and later.what == unless
+                and later.order > effect.order
+                and (last is None or later.order < last)
+                for later in self.journal.effects
+            ):
+                continue
+            return stop
+        return None
 
     def unexplained_once_effects(self, what: str) -> tuple[list[str], list[str]]:
         """Repeats of a final check's effect (`announce`, `callback`): every one but the last must have been
@@ -409,7 +427,7 @@ class Report:
                     unexplained.append(f"{what} #{effect.order} of {task} by invocation {effect.invocation}")
                 else:
                     explained.append(
-                        f"{task[:8]}: invocation {effect.invocation} killed at {kill.point} {kill.side}"
+                        f"{task[:8]}: invocation {effect.invocation} {kill.kind} at {kill.point} {kill.side}"
                     )
         return unexplained, explained
 
@@ -429,6 +447,7 @@ class Report:
                     kill
                     for kill in self.journal.kills
                     if kill.order < extra.order
+                    and (kill.kind == "kill" or kill.task == task)
                     and (task, check + 1) in self.journal.invocations[kill.invocation].requests
                     and not self.committed_by(kill.invocation, task, check + 1)
                 ]
@@ -443,8 +462,8 @@ class Report:
                 else:
                     cause = killed[-1]
                     explained.append(
-                        f"{task[:8]} check {check}: check {check + 1}'s delivery killed at {cause.point} "
-                        f"{cause.side} (invocation {cause.invocation})"
+                        f"{task[:8]} check {check}: check {check + 1}'s delivery hit by a {cause.kind} at "
+                        f"{cause.point} {cause.side} (invocation {cause.invocation})"
                         + (", and the first sender killed after sending" if senders_killed else "")
                     )
         return unexplained, explained
@@ -463,7 +482,7 @@ class Report:
             if any(t == task for t, _ in invocation.requests):
                 lines.append(
                     f"invocation {number} ({invocation.source}) carried {invocation.requests}; killed: "
-                    f"{invocation.killed}; outcome: {invocation.outcome}"
+                    f"{invocation.killed}; failures: {invocation.failures}; outcome: {invocation.outcome}"
                 )
                 lines += [
                     f"    {effect.order}: {effect.what} check {effect.check}"
@@ -872,7 +891,11 @@ class ChaosRun:
             if invocation.killed is not None:
                 self.close_checks(invocation, "killed")
                 raise Killed(f"invocation {invocation.number} is dead")
-            if point is not None and self.crashes(invocation, point, "before", task):
+            crash = None if point is None else self.crashes(invocation, point, "before", task)
+            if crash == "failure":
+                self.close_checks(invocation, "failed", task)
+                raise Failure(f"injected failure before {point}")
+            if crash == "kill":
                 self.close_checks(invocation, "killed")
                 raise Killed(f"killed before {point}")
 
@@ -883,18 +906,18 @@ class ChaosRun:
                 # thread dies now.
                 self.close_checks(invocation, "killed")
                 raise Killed(f"invocation {invocation.number} died during the call")
-            if (
-                point is not None
-                and invocation.killed is None
-                and self.crashes(invocation, point, "after", task)
-            ):
+            crash = None if point is None else self.crashes(invocation, point, "after", task)
+            if crash == "failure":
+                self.close_checks(invocation, "failed", task)
+                raise Failure(f"injected failure after {point}")
+            if crash == "kill":
                 self.close_checks(invocation, "killed")
                 raise Killed(f"killed after {point}")
 
-    def crashes(self, invocation: Invocation, point: str, side: str, task: str) -> bool:
-        """Whether to kill the invocation here (the caller holds its lock); logs the kill."""
+    def crashes(self, invocation: Invocation, point: str, side: str, task: str) -> str | None:
+        """Whether to kill the invocation here, or fail the call (the caller holds its lock); logs it."""
         if not invocation.chaos:
-            return False
+            return None
         cursed = invocation.cursed.get(task) == (point, side)
         with self.lock:
             planned = (subject := self.tasks.get(task)) is not None and subject.planned == (point, side)
@@ -907,11 +930,18 @@ class ChaosRun:
         # Points no kill has hit yet get better odds, so that every one is hit early in the run.
         boost = 1 if (point, side) in self.fired else 3
         if not cursed and not planned and not (invocation.armed and odds < boost * CRASH_ODDS[point]):
-            return False
+            return None
+        kind = "kill"
+        if not cursed and not planned and random.Random(f"{SEED}:{odds}:kind").random() < FAILURE_SHARE:
+            kind = "failure"
+        crash = Kill(invocation.number, point, side, task, self.journal.next_order(), cursed, kind)
+        self.journal.kill(crash)
+        if kind == "failure":
+            invocation.failures.append(crash)
+            return kind
         self.fired.add((point, side))
-        invocation.killed = Kill(invocation.number, point, side, task, self.journal.next_order(), cursed)
-        self.journal.kill(invocation.killed)
-        return True
+        invocation.killed = crash
+        return kind
 
     def close_checks(self, invocation: Invocation, fate: str, task: str | None = None) -> None:
         """Settle this thread's open checks (of one task, or all)."""
@@ -951,11 +981,13 @@ class ChaosRun:
     def failed(
         self, invocation: Invocation, adapter: str, method: str, task: str, exc: BaseException
     ) -> None:
-        if adapter == "api" and isinstance(exc, Killed):
-            # The emulator saw the check; the invocation died in its result sink.
-            self.journal.check(Check(invocation.number, task, "killed"))
+        if adapter == "api" and isinstance(exc, Killed | Failure):
+            # The emulator saw the check; the invocation died, or a call failed, in its result sink.
+            self.journal.check(
+                Check(invocation.number, task, "killed" if isinstance(exc, Killed) else "failed")
+            )
             return
-        if not isinstance(exc, Killed):
+        if not isinstance(exc, Killed | Failure):
             self.counters[f"{adapter}.{method} raised {type(exc).__name__}"] += 1
         if adapter == "api":
             self.open_check(invocation, task)  # a transient failure: the record still takes the check
@@ -1064,7 +1096,8 @@ def _summary(report: Report) -> str:
     """One paragraph: the tasks, the chaos, what the function did, and each repeat with its explanation."""
     tasks = report.tasks.values()
     triggers = Counter(task.trigger for task in tasks)
-    kills = Counter(f"{kill.point} {kill.side}" for kill in report.journal.kills)
+    kills = Counter(f"{kill.point} {kill.side}" for kill in report.journal.kills if kill.kind == "kill")
+    failures = Counter(f"{kill.point} {kill.side}" for kill in report.journal.kills if kill.kind == "failure")
     fates = Counter(check.fate for check in report.journal.checks)
     attempts = sum(int(record["attempts"]) for record in report.records.values())
     lost = report.lost()
@@ -1077,9 +1110,11 @@ def _summary(report: Report) -> str:
         f"token; expected {dict(Counter(t.expected for t in tasks))}) over {report.virtual_seconds:,.0f} "
         f"virtual s in {report.real_seconds:.0f} real s; "
         + ", ".join(f"{value} {name}" for name, value in sorted(report.counters.items()))
-        + f". {len(report.journal.kills)} invocations killed "
+        + f". {kills.total()} invocations killed "
         f"({sum(kill.cursed for kill in report.journal.kills)} of them cursed tasks'): "
         + ", ".join(f"{point} {count}" for point, count in sorted(kills.items()))
+        + f"; {failures.total()} calls failed: "
+        + ", ".join(f"{point} {count}" for point, count in sorted(failures.items()))
         + f". {len(report.journal.checks)} API checks for {attempts} recorded attempts ("
         + ", ".join(f"{count} {fate}" for fate, count in sorted(fates.items()))
         + f"). Repeats: {len(successors)} successors ({'; '.join(successors) or 'none'}); "
@@ -1095,7 +1130,7 @@ def test_chaos_run_covers_every_kind_of_chaos(chaos: Report, capsys: pytest.Capt
     with capsys.disabled():
         print("\n" + summary)
     # Then it killed invocations at every point on a chain's way, and had duplicates, copies and a redrive
-    fired = {(kill.point, kill.side) for kill in chaos.journal.kills}
+    fired = {(kill.point, kill.side) for kill in chaos.journal.kills if kill.kind == "kill"}
     assert chaos.planned - fired == set(), summary
     assert len(chaos.planned) == len(PLANNED) or TASK_COUNT < 60, summary
     assert chaos.counters["concurrent copies"] and chaos.counters["producer duplicates"], summary
@@ -1153,7 +1188,7 @@ def test_no_fork(chaos: Report) -> None:
         assert [commits[(task_id, n)] for n in range(1, attempts + 1)] == [1] * attempts, chaos.story(task_id)
         assert chaos.checks_seen[task_id] == sum(fates.values()), (task_id, fates)
         assert fates["committed"] == attempts, (task_id, fates)
-        assert set(fates) <= {"committed", "lost", "killed"}, (task_id, fates)
+        assert set(fates) <= {"committed", "lost", "killed", "failed"}, (task_id, fates)
     # and every successor sent more than once for one check was sent by a claim while the next check
     # could not be committed because a delivery of it had been killed
     unexplained, _ = chaos.successor_repeats()
