@@ -58,9 +58,10 @@ from ocr_poller_tools.emulator import Emulator
 from ocr_poller_tools.emulator.content import results_for
 from ocr_poller_tools.localrun import LocalContext, eventbridge_event, sqs_event
 from ocr_poller_tools.sandbox import MotoServer, Stack, deploy_stack, environment, load_template
+from ocr_poller_tools.submission import submission_body
 
 from ocr_poller import handler, observability
-from ocr_poller.adapters.aspose import AsposeApi, Credentials, submission_body
+from ocr_poller.adapters.aspose import AsposeApi, Credentials
 from ocr_poller.adapters.s3 import result_key
 from ocr_poller.config import Settings
 from ocr_poller.errors import Redeliver, Refused
