@@ -20,6 +20,19 @@ FUNCTION = "PollerFunction"
 SDK = ("boto3", "botocore", "s3transfer")
 # Lambda's runtime ships an urllib3 of its own; an old one, so the artifact's (which shadows it) is what runs.
 RUNTIME_URLLIB3 = "urllib3<2"
+# The contract's required variables, as the function gets them: enough to build the real wiring; no
+# request is made with them.
+FUNCTION_ENV = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "RESULTS_TABLE": "results",
+    "RESULTS_BUCKET": "results",
+    "POLL_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/poll",
+    "ASPOSE_CLIENT_ID": "id",
+    "ASPOSE_CLIENT_SECRET": "secret",
+}
 
 
 class ArtifactError(RuntimeError):

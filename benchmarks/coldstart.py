@@ -40,21 +40,12 @@ BASELINE_CLIENTS = (
     BASELINE + "\nsession = boto3.session.Session()\n"
     "clients = [session.client(name) for name in ('s3', 'dynamodb', 'sqs', 'events')]"
 )
-# The contract's variables, as the function gets them.
-FUNCTION_ENV = {
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "RESULTS_TABLE": "results",
-    "RESULTS_BUCKET": "results",
-    "POLL_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/poll",
-    "ASPOSE_CLIENT_ID": "id",
-    "ASPOSE_CLIENT_SECRET": "secret",
-}
 # As in Lambda: Powertools sees LAMBDA_TASK_ROOT and the function's name.
-LAMBDA_ENV = FUNCTION_ENV | {"LAMBDA_TASK_ROOT": str(ROOT / "src"), "AWS_LAMBDA_FUNCTION_NAME": "ocr-poller"}
-LOCAL_ENV = FUNCTION_ENV | QUIET
+LAMBDA_ENV = artifact.FUNCTION_ENV | {
+    "LAMBDA_TASK_ROOT": str(ROOT / "src"),
+    "AWS_LAMBDA_FUNCTION_NAME": "ocr-poller",
+}
+LOCAL_ENV = artifact.FUNCTION_ENV | QUIET
 
 
 @dataclass(frozen=True)
@@ -233,7 +224,7 @@ def _artifact_cases(scratch: Path) -> tuple[list[tuple[Case, dict[str, int]]], s
         ("SDK shipped (boto3 + botocore + s3transfer)", with_sdk),
         ("SDK from the runtime, without bytecode", uncompiled),
     ):
-        env = _frozen(artifact.lambda_env(folder, FUNCTION_ENV))
+        env = _frozen(artifact.lambda_env(folder, artifact.FUNCTION_ENV))
         files, size = artifact.size(folder)
         sizes = {"files": files, "bytes": size, "zip_bytes": artifact.zipped_size(folder, scratch)}
         cases.append((Case(name, Script(runtime, HANDLER, env), Script(runtime, BASELINE, env)), sizes))

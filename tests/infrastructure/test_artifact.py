@@ -27,6 +27,7 @@ from ocr_poller_tools.localrun import QueueFeeder
 from ocr_poller_tools.sandbox import MotoServer, Stack, deploy_stack, environment, start_moto_server
 
 from benchmarks.artifact import (
+    FUNCTION_ENV,
     SDK,
     ArtifactError,
     build,
@@ -40,18 +41,6 @@ from tests.integration.flow import read_record, s3_body, submit
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 TEMPLATE_PATH = ROOT / "template.yaml"
-# The contract's required variables: enough to build the real wiring, no request is made.
-FUNCTION_VARIABLES = {
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "RESULTS_TABLE": "results",
-    "RESULTS_BUCKET": "results",
-    "POLL_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/poll",
-    "ASPOSE_CLIENT_ID": "id",
-    "ASPOSE_CLIENT_SECRET": "secret",
-}
 # Imports the handler, builds its wiring (the four AWS clients), and tells where everything came from.
 IMPORT_PROBE = """
 import json, sys
@@ -103,7 +92,7 @@ def _run_json(command: list[str], env: dict[str, str], cwd: Path) -> Any:
 
 def test_every_module_of_the_function_is_imported_by_its_handler(tmp_path: Path) -> None:
     # Given a fresh interpreter that sees only src/ and the installed dependencies
-    env = lambda_env(SRC, FUNCTION_VARIABLES)
+    env = lambda_env(SRC, FUNCTION_ENV)
 
     # When it imports the handler and builds its wiring
     probe = _run_json([sys.executable, "-c", IMPORT_PROBE], env, tmp_path)
@@ -234,7 +223,7 @@ def test_artifact_holds_the_function_and_exactly_the_pinned_dependencies(artifac
 
 def test_artifact_imports_alone_beside_an_older_boto3(artifact: Path, runtime: Path, tmp_path: Path) -> None:
     # Given Python 3.13 with the runtime's older boto3, and the artifact alone on its path
-    env = lambda_env(artifact, FUNCTION_VARIABLES)
+    env = lambda_env(artifact, FUNCTION_ENV)
 
     # When it imports the handler and builds its AWS clients
     probe = _run_json([str(runtime), "-c", IMPORT_PROBE], env, tmp_path)
