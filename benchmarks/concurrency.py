@@ -6,11 +6,9 @@ moto's server and the emulator (`latency` fault on every check) run in processes
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +20,11 @@ from benchmarks.services import (
     deploy,
     emulator,
     function_env,
+    latency_fault,
     moto_server,
+    queue_arn,
     run_child,
+    sqs_message,
 )
 
 API_SECONDS = 0.3
@@ -37,11 +38,8 @@ def figure(quick: bool) -> Figure:
     with moto_server() as moto, emulator(processing_seconds=3600) as emu:
         stack = deploy(moto.url)
         sqs = aws_client("sqs", moto.url, stack.region)
-        queue_arn = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
         client = EmulatorClient(emu.url)
-        slow = {"kind": "latency", "seconds": API_SECONDS, "times": -1}
+        slow = latency_fault(API_SECONDS)
         rounds = [
             {"single": [client.submit(slow)], "batch": [client.submit(slow) for _ in range(BATCH)]}
             for _ in range(repeats + 1)  # the first round warms the function up
@@ -50,7 +48,7 @@ def figure(quick: bool) -> Figure:
             "benchmarks.concurrency",
             {
                 "rounds": rounds,
-                "queue_arn": queue_arn,
+                "queue_arn": queue_arn(sqs, stack.queue_url),
                 "region": stack.region,
                 "servers": [moto.pid, emu.pid],
             },
@@ -132,12 +130,7 @@ def _measure(arguments: dict[str, Any]) -> dict[str, Any]:
 
     def invoke(task_ids: list[str]) -> tuple[float, float, float, bool]:
         messages: list[Any] = [
-            {
-                "MessageId": str(uuid.uuid4()),
-                "ReceiptHandle": uuid.uuid4().hex,
-                "Body": json.dumps({"taskId": task_id, "endpoint": "RecognizeLabel"}),
-            }
-            for task_id in task_ids
+            sqs_message({"taskId": task_id, "endpoint": "RecognizeLabel"}) for task_id in task_ids
         ]
         event = sqs_event(messages, arguments["queue_arn"], arguments["region"])
         started, cpu, servers = time.perf_counter(), time.process_time(), servers_cpu()

@@ -12,7 +12,6 @@ out of the totals and named in the notes.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import statistics
@@ -24,6 +23,7 @@ from typing import Any
 
 from benchmarks.report import Figure, Table, Target
 from benchmarks.services import (
+    AS_DEPLOYED,
     LAMBDA_MB_PER_VCPU,
     EmulatorClient,
     aws_client,
@@ -31,9 +31,12 @@ from benchmarks.services import (
     deploy,
     emulator,
     function_env,
+    latency_fault,
     memory_size_mb,
     moto_server,
+    queue_arn,
     run_child,
+    sqs_message,
 )
 
 PRICES_AS_OF = "us-east-1 list prices as of 2025, from AWS's public price pages; free tiers ignored"
@@ -106,26 +109,27 @@ def _measure_kind(kind: str, samples: int, memory_mb: int) -> dict[str, Any]:
     with moto_server() as moto, emulator(processing_seconds=3600 if kind == "requeued" else 0) as emu:
         stack = deploy(moto.url)
         sqs = aws_client("sqs", moto.url, stack.region)
-        queue_arn = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
         client = EmulatorClient(emu.url)
-        slow = {"kind": "latency", "seconds": API_SECONDS, "times": -1}
+        slow = latency_fault(API_SECONDS)
         tasks = [client.submit(slow) for _ in range(samples + 1)]
         env = function_env(
             stack,
             moto.url,
             emu.url,
             # As deployed: INFO logs and metrics on, Lambda's variables set.
-            POWERTOOLS_LOG_LEVEL="INFO",
-            POWERTOOLS_METRICS_DISABLED="false",
+            **AS_DEPLOYED,
             LAMBDA_TASK_ROOT="/var/task",
             AWS_LAMBDA_FUNCTION_NAME="ocr-poller-PollerFunction-AbCdEf123456",
             AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(memory_mb),
         )
         return run_child(
             "benchmarks.cost",
-            {"tasks": tasks, "queue_arn": queue_arn, "region": stack.region, "memory_mb": memory_mb},
+            {
+                "tasks": tasks,
+                "queue_arn": queue_arn(sqs, stack.queue_url),
+                "region": stack.region,
+                "memory_mb": memory_mb,
+            },
             env,
             cpu_share=memory_mb / LAMBDA_MB_PER_VCPU,
         )
@@ -324,37 +328,24 @@ def _money(value: float) -> str:
 
 def _measure(arguments: dict[str, Any]) -> dict[str, Any]:
     """In the child: one invocation per task, one record each; the first warms the function up."""
-    from ocr_poller_tools.localrun import sqs_event
+    from ocr_poller_tools.localrun import LocalContext, sqs_event
 
     from ocr_poller import handler
 
-    class Context:
-        """Lambda's context, as the deployed function gets it."""
-
-        function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
-        memory_limit_in_mb = arguments["memory_mb"]
-        invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
-
-        def __init__(self) -> None:
-            self.aws_request_id = str(uuid.uuid4())
-            self._deadline = time.monotonic() + 300
-
-        def get_remaining_time_in_millis(self) -> int:
-            return int((self._deadline - time.monotonic()) * 1000)
-
+    memory_mb = arguments["memory_mb"]
     measured: dict[str, Any] = {"wall": [], "cpu": [], "log_bytes": 0, "log_lines": 0}
     for index, task_id in enumerate(arguments["tasks"]):
-        message: Any = {
-            "MessageId": str(uuid.uuid4()),
-            "ReceiptHandle": uuid.uuid4().hex,
-            "Body": json.dumps({"taskId": task_id, "endpoint": "RecognizeLabel"}),
-        }
+        message: Any = sqs_message({"taskId": task_id, "endpoint": "RecognizeLabel"})
         event = sqs_event([message], arguments["queue_arn"], arguments["region"])
         # Lambda sets the trace header per invocation; Powertools puts it on every log line.
         os.environ["_X_AMZN_TRACE_ID"] = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]};Sampled=0"
+        # Lambda's context, as the deployed function gets it.
+        context = LocalContext(
+            function_name=os.environ["AWS_LAMBDA_FUNCTION_NAME"], memory_limit_in_mb=memory_mb
+        )
         logs_before = _stdout()
         started, cpu = time.perf_counter(), time.process_time()
-        response = handler.lambda_handler(event, Context())
+        response = handler.lambda_handler(event, context)
         wall, used = time.perf_counter() - started, time.process_time() - cpu
         logs_after = _stdout()
         if response != {"batchItemFailures": []}:

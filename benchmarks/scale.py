@@ -16,20 +16,22 @@ import os
 import sys
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from typing import Any
 from urllib.parse import urlsplit
 
 from benchmarks.report import Figure, Table
 from benchmarks.services import (
+    AS_DEPLOYED,
     EmulatorClient,
     child_main,
     deploy,
     emulator,
     function_env,
     moto_server,
+    queue_arn,
     run_child,
+    sqs_message,
 )
 
 COMPLETED_RESULT_BYTES = 2000  # the `large` fault, small: a Completed answer with one result
@@ -41,14 +43,7 @@ def measure(quick: bool) -> dict[str, Any]:
     """Run the child at each level of tasks in flight; its per-level numbers."""
     with moto_server() as moto, emulator(processing_seconds=3600) as emu:
         stack = deploy(moto.url)
-        env = function_env(
-            stack,
-            moto.url,
-            emu.url,
-            # As deployed: INFO logs and metrics on, so their volume can be weighed; tracing stays off.
-            POWERTOOLS_LOG_LEVEL="INFO",
-            POWERTOOLS_METRICS_DISABLED="false",
-        )
+        env = function_env(stack, moto.url, emu.url, **AS_DEPLOYED)
         return run_child(
             "benchmarks.scale",
             {
@@ -204,21 +199,13 @@ def _measure(arguments: dict[str, Any]) -> dict[str, Any]:
     sqs = boto3.client("sqs")
     dynamodb = boto3.client("dynamodb")
     queue_url, table = os.environ["POLL_QUEUE_URL"], os.environ["RESULTS_TABLE"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
+    arn = queue_arn(sqs, queue_url)
     client = EmulatorClient(arguments["emulator"])
 
     def check(body: dict[str, Any]) -> float:
-        message: Any = {
-            "MessageId": str(uuid.uuid4()),
-            "ReceiptHandle": uuid.uuid4().hex,
-            "Body": json.dumps(body),
-        }
+        message: Any = sqs_message(body)
         started = time.perf_counter()
-        response = handler.lambda_handler(
-            sqs_event([message], queue_arn, os.environ["AWS_REGION"]), LocalContext()
-        )
+        response = handler.lambda_handler(sqs_event([message], arn, os.environ["AWS_REGION"]), LocalContext())
         if response != {"batchItemFailures": []}:
             raise RuntimeError(f"the check of {body} failed: {response}")
         return time.perf_counter() - started

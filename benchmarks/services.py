@@ -44,6 +44,8 @@ QUIET = {
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
+# As deployed: INFO logs and EMF metrics on, so their volume and cost can be weighed; tracing stays off.
+AS_DEPLOYED = {"POWERTOOLS_LOG_LEVEL": "INFO", "POWERTOOLS_METRICS_DISABLED": "false"}
 
 
 class ServiceError(RuntimeError):
@@ -131,6 +133,22 @@ def aws_client(service: str, moto_url: str, region: str) -> Any:
         region_name=region,
     )
     return session.client(service, endpoint_url=moto_url)  # type: ignore[call-overload]
+
+
+def queue_arn(sqs: Any, queue_url: str) -> str:
+    """The ARN of a queue, as the event source names it in each record."""
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+    return str(attributes["QueueArn"])
+
+
+def latency_fault(seconds: float) -> dict[str, Any]:
+    """The emulator's fault that makes every check of a task wait `seconds` for its answer."""
+    return {"kind": "latency", "seconds": seconds, "times": -1}
+
+
+def sqs_message(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A received SQS message carrying `body`, for localrun.sqs_event to turn into Lambda's record."""
+    return {"MessageId": str(uuid.uuid4()), "ReceiptHandle": uuid.uuid4().hex, "Body": json.dumps(body)}
 
 
 def function_env(stack: Stack, moto_url: str, emulator_url: str, **overrides: str) -> dict[str, str]:
