@@ -20,7 +20,7 @@ import boto3
 import pytest
 import urllib3
 from ocr_poller_tools.emulator import Emulator
-from ocr_poller_tools.localrun import LocalContext, eventbridge_event
+from ocr_poller_tools.localrun import eventbridge_event
 from ocr_poller_tools.sandbox import Stack, load_template
 
 from ocr_poller import handler
@@ -34,6 +34,7 @@ from tests.integration.flow import (
     sqs,
     submit,
 )
+from tests.lambda_context import LambdaContext
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -285,7 +286,7 @@ def test_a_workflow_can_wait_through_the_trigger_event_instead_of_the_queue(
     while not (delivered := drain(stack, moto_url, target_url)) and time.monotonic() - started < 30:
         time.sleep(0.1)
     (trigger,) = [json.loads(message["Body"]) for message in delivered]
-    handler.lambda_handler(eventbridge_event(trigger["detail"]), LocalContext())
+    handler.lambda_handler(eventbridge_event(trigger["detail"]), LambdaContext())
     record = run_until_done(stack, moto_url, [task_id])[task_id]
 
     # Then the workflow succeeded with the S3 location and the label's text
