@@ -35,6 +35,15 @@ def submit(emulator: Emulator, endpoint: str, sample: str, result_type: str | No
     )
 
 
+def submit_label_and_pdf(stack: Stack, emulator: Emulator) -> tuple[str, str, dict[str, Any]]:
+    """A label (a Text result) and a PDF (Text and Pdf) submitted; their ids and their poll requests in
+    one SQS batch."""
+    label = submit(emulator, "RecognizeLabel", "label.png")
+    pdf = submit(emulator, "RecognizePdf", "invoice.pdf", result_type="TextAndPdf")
+    requests = [{"taskId": label, "endpoint": "RecognizeLabel"}, {"taskId": pdf, "endpoint": "RecognizePdf"}]
+    return label, pdf, sqs_batch_event(stack, requests)
+
+
 def run_until_done(stack: Stack, endpoint_url: str, task_ids: list[str], limit: float = 30) -> dict[str, Any]:
     """Feed the poll queue to the handler until every task has a final record and the queue is empty."""
     feeder = poll_queue_feeder(stack, endpoint_url)

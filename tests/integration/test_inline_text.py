@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import pytest
 from ocr_poller_tools.emulator import Emulator
-from ocr_poller_tools.localrun import LocalContext
 from ocr_poller_tools.sandbox import Stack
 
 from ocr_poller import handler
-from tests.integration.flow import completion_events, run_until_done, s3_body, sqs_batch_event, submit
+from tests.integration.flow import (
+    completion_events,
+    handle,
+    run_until_done,
+    s3_body,
+    sqs_batch_event,
+    submit,
+    submit_label_and_pdf,
+)
+from tests.lambda_context import LambdaContext
 
 pytestmark = pytest.mark.integration
 
@@ -17,14 +25,10 @@ def test_a_label_and_a_pdf_carry_their_text_in_the_record_and_the_event(
     stack: Stack, moto_url: str, emulator: Emulator, poller_env: None
 ) -> None:
     # Given a label and a PDF (Text and Pdf results) submitted and their poll requests on SQS
-    label = submit(emulator, "RecognizeLabel", "label.png")
-    pdf = submit(emulator, "RecognizePdf", "invoice.pdf", result_type="TextAndPdf")
-    event = sqs_batch_event(
-        stack, [{"taskId": label, "endpoint": "RecognizeLabel"}, {"taskId": pdf, "endpoint": "RecognizePdf"}]
-    )
+    label, pdf, event = submit_label_and_pdf(stack, emulator)
 
     # When both are polled to the end
-    handler.lambda_handler(event, LocalContext())
+    handle(event)
     records = run_until_done(stack, moto_url, [label, pdf])
 
     # Then each Text result's record entry and event entry hold the text S3 holds; the Pdf holds none
@@ -48,7 +52,7 @@ def test_a_text_over_inline_text_bytes_stays_in_s3_only(
     label = submit(emulator, "RecognizeLabel", "label.png")
 
     # When it is polled to the end
-    handler.lambda_handler(sqs_batch_event(stack, [{"taskId": label}]), LocalContext())
+    handler.lambda_handler(sqs_batch_event(stack, [{"taskId": label}]), LambdaContext())
     record = run_until_done(stack, moto_url, [label])[label]
 
     # Then the record and the event say the text is truncated, and S3 holds it whole

@@ -13,7 +13,14 @@ from ocr_poller_tools.localrun import eventbridge_event
 from ocr_poller_tools.sandbox import Stack
 
 from ocr_poller import handler
-from tests.integration.flow import EVENTS, run_until_done, s3_body, sqs_batch_event, submit
+from tests.integration.flow import (
+    EVENTS,
+    handle,
+    run_until_done,
+    s3_body,
+    submit,
+    submit_label_and_pdf,
+)
 from tests.lambda_context import LambdaContext
 
 pytestmark = pytest.mark.integration
@@ -56,13 +63,9 @@ def test_sqs_batch_carries_a_label_and_a_pdf_to_completed(
     stack: Stack, moto_url: str, emulator: Emulator, poller_env: None
 ) -> None:
     # Given a label and a PDF submitted, their poll requests in one SQS batch
-    label = submit(emulator, "RecognizeLabel", "label.png")
-    pdf = submit(emulator, "RecognizePdf", "invoice.pdf", result_type="TextAndPdf")
-    event = sqs_batch_event(
-        stack, [{"taskId": label, "endpoint": "RecognizeLabel"}, {"taskId": pdf, "endpoint": "RecognizePdf"}]
-    )
+    label, pdf, event = submit_label_and_pdf(stack, emulator)
     # When the batch is handled, then the poll queue is fed to the handler until both end
-    response = handler.lambda_handler(event, LambdaContext())
+    response = handle(event)
     records = run_until_done(stack, moto_url, [label, pdf])
     # Then
     assert response == {"batchItemFailures": []}
