@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 
 import pytest
 
+from ocr_poller.observability import logger
 from ocr_poller.wiring import real_wiring
 
 
@@ -15,3 +17,11 @@ def fresh_wiring() -> Iterator[None]:
     real_wiring.cache_clear()
     yield
     real_wiring.cache_clear()
+
+
+@pytest.fixture
+def function_log(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """The JSON lines the function's Powertools logger writes during the test."""
+    lines = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", lines)
+    return lines

@@ -74,14 +74,6 @@ def slow_emulator(poller_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator
         yield running
 
 
-@pytest.fixture
-def function_log(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
-    """The JSON lines the function's Powertools logger writes during the test."""
-    lines = io.StringIO()
-    monkeypatch.setattr(handler.logger.registered_handler, "stream", lines)
-    return lines
-
-
 def poison_batch() -> dict[str, Any]:
     """events/sqs_batch_with_poison.json with one more record, whose body is over the 8 KiB limit."""
     event: dict[str, Any] = json.loads((EVENTS / "sqs_batch_with_poison.json").read_text())

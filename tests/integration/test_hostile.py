@@ -132,13 +132,6 @@ def events(
     return checking
 
 
-@pytest.fixture
-def function_log(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
-    lines = io.StringIO()
-    monkeypatch.setattr(handler.logger.registered_handler, "stream", lines)
-    return lines
-
-
 # Helpers
 
 

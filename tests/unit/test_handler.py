@@ -145,15 +145,13 @@ def mixed_batch() -> dict[str, Any]:
     ],
 )
 def test_an_event_that_cannot_be_a_poll_request_is_rejected_with_one_logged_reason(
-    event: Any, reason: str, world: World, monkeypatch: pytest.MonkeyPatch
+    event: Any, reason: str, world: World, function_log: io.StringIO
 ) -> None:
-    # Given the function's log captured
-    log = io.StringIO()
-    monkeypatch.setattr(handler.logger.registered_handler, "stream", log)
+    # Given the function's log captured (function_log)
     # When
     response = handler.lambda_handler(event, LambdaContext())
     # Then no crash, nothing checked, and one log line that says why
-    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    lines = [json.loads(line) for line in function_log.getvalue().splitlines()]
     rejections = [line for line in lines if line["message"] == "event rejected"]
     assert response["action"] == "rejected" and reason in response["reason"]
     assert [line["reason"] for line in rejections] == [response["reason"]]

@@ -32,15 +32,13 @@ def outcome(action: Action, check: int, status: Status = Status.PENDING, **extra
     ],
 )
 def test_only_a_routine_requeue_stays_below_info(
-    result: Outcome, logged: bool, monkeypatch: pytest.MonkeyPatch
+    result: Outcome, logged: bool, function_log: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the function's log at INFO, captured
-    log = io.StringIO()
-    monkeypatch.setattr(observability.logger.registered_handler, "stream", log)
+    # Given the function's log at INFO, captured (function_log)
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     observability.logger.setLevel("INFO")
     # When
     observability.record_outcome(result)
     # Then
-    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    lines = [json.loads(line) for line in function_log.getvalue().splitlines()]
     assert [line["message"] for line in lines] == ([f"poll request {result.action.value}"] if logged else [])
