@@ -187,14 +187,11 @@ class EmulatedApi:
 
     def _check(self, endpoint: str, task_id: str | None, authorization: str | None) -> Reply:
         if not task_id:
-            return _problem(400, "the id query parameter is required")
+            return _NO_ID
         with self._lock:
-            self._checks[task_id] += 1
-            if not self._authorized(authorization):
-                return _UNAUTHORIZED
-            task = self._tasks.get(task_id)
-            if task is None or task.endpoint != endpoint:
-                return _json(200, _answer(task_id, "NotExist", "TaskNotFound"))
+            task = self._counted_task(task_id, authorization, endpoint)
+            if isinstance(task, Reply):
+                return task
             fault = task.faults.take()
             if fault is not None and fault.kind is FaultKind.UNAUTHORIZED:
                 # As if every token had expired: the client must fetch a new one.
@@ -208,16 +205,26 @@ class EmulatedApi:
     def _task_status(self, task_id: str | None, authorization: str | None) -> Reply:
         """The task's status whatever its endpoint, never its results; faults stay queued for the checks."""
         if not task_id:
-            return _problem(400, "the id query parameter is required")
+            return _NO_ID
         with self._lock:
-            self._checks[task_id] += 1
-            if not self._authorized(authorization):
-                return _UNAUTHORIZED
-            task = self._tasks.get(task_id)
-            if task is None:
-                return _json(200, _answer(task_id, "NotExist", "TaskNotFound"))
+            task = self._counted_task(task_id, authorization)
+            if isinstance(task, Reply):
+                return task
             status = self._status(task)
         return _json(200, _answer(task_id, status, _status_code(status)))
+
+    def _counted_task(
+        self, task_id: str, authorization: str | None, endpoint: str | None = None
+    ) -> _Task | Reply:
+        """A check of the task counted (the lock held): the task, or the reply that ends the check - not
+        authorized, or no such task (at `endpoint`, when one is named)."""
+        self._checks[task_id] += 1
+        if not self._authorized(authorization):
+            return _UNAUTHORIZED
+        task = self._tasks.get(task_id)
+        if task is None or endpoint not in (None, task.endpoint):
+            return _json(200, _answer(task_id, "NotExist", "TaskNotFound"))
+        return task
 
     def _status(self, task: _Task) -> str:
         elapsed = self._clock() - task.submitted_at
@@ -362,3 +369,4 @@ def _problem(status: int, detail: str) -> Reply:
 
 # A bearer-token API answers 401 with an empty body and a challenge.
 _UNAUTHORIZED = Reply(401, headers=(("WWW-Authenticate", 'Bearer error="invalid_token"'),))
+_NO_ID = _problem(400, "the id query parameter is required")
