@@ -118,16 +118,25 @@ def template_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     return copy
 
 
-def test_cfn_lint_reports_nothing_not_even_informational(template_path: Path) -> None:
-    # Given the template
-    # When cfn-lint checks it with informational rules included
-    result = subprocess.run(
-        [str(BIN / "cfn-lint"), "--include-checks", "I", "--", str(template_path)],
+def _run_tool(
+    tool: str, *arguments: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """One of the venv's tools, its output captured, within two minutes."""
+    return subprocess.run(
+        [str(BIN / tool), *arguments],
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
+        env=env,
+        cwd=cwd,
     )
+
+
+def test_cfn_lint_reports_nothing_not_even_informational(template_path: Path) -> None:
+    # Given the template
+    # When cfn-lint checks it with informational rules included
+    result = _run_tool("cfn-lint", "--include-checks", "I", "--", str(template_path))
 
     # Then it finds nothing
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
@@ -150,15 +159,7 @@ def test_sam_validate_lint_passes_offline(template_path: Path, tmp_path: Path) -
     }
 
     # When sam validates and lints it
-    result = subprocess.run(
-        [str(BIN / "sam"), "validate", "--lint", "--template", str(template_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env=env,
-        cwd=tmp_path,
-    )
+    result = _run_tool("sam", "validate", "--lint", "--template", str(template_path), env=env, cwd=tmp_path)
 
     # Then it is valid
     assert result.returncode == 0, result.stdout + result.stderr
