@@ -1,1 +1,1 @@
-"""Issue 5's benchmark: `python -m benchmarks.run [--quick] [--json PATH]`."""
+"""The project's benchmark: `python -m benchmarks.run [--quick] [--json PATH]`."""

@@ -126,6 +126,7 @@ def _measure_kind(kind: str, samples: int, memory_mb: int) -> dict[str, Any]:
             "benchmarks.cost",
             {
                 "tasks": tasks,
+                "kind": kind,
                 "queue_arn": queue_arn(sqs, stack.queue_url),
                 "region": stack.region,
                 "memory_mb": memory_mb,
@@ -171,7 +172,9 @@ def figure(schedule: dict[str, Any], scale: dict[str, Any], timing: dict[str, An
             ),
             s3_puts=results * per_check["completed"].get("s3:PutObject", 0),
             events=per_task("events:PutEvents"),
-            log_bytes=sum(share[kind] * _log_bytes(measured[kind]) for kind in KINDS),
+            # A task's first check is a re-queued one with its own INFO line.
+            log_bytes=sum(share[kind] * _log_bytes(measured[kind]) for kind in KINDS)
+            + _first_check_extra_log_bytes(measured["requeued"]),
             traces=checks * XRAY_SAMPLED,
         )
 
@@ -284,6 +287,8 @@ def _notes(
         "Logs per check as written at INFO (Powertools line + EMF metrics, Lambda context and trace id on "
         "the line), + 26 bytes per event: "
         + ", ".join(f"{kind} {_log_bytes(measured[kind]):.0f} bytes" for kind in KINDS)
+        + f", and a task's first check {_first_check_extra_log_bytes(measured['requeued']):.0f} bytes more"
+        + " (routine re-queues are DEBUG)"
         + "; Lambda's START/END/REPORT lines: none (template: LogFormat JSON, SystemLogLevel WARN).",
         "SQS: the first SendMessage, one per successor, and the event source's ReceiveMessage + "
         "DeleteMessageBatch per invocation. X-Ray: 5% of invocations past the reservoir.",
@@ -306,6 +311,12 @@ def _log_bytes(measured: dict[str, Any]) -> float:
     """Mean bytes CloudWatch Logs ingests per invocation."""
     written = measured["log_bytes"] + LOG_EVENT_OVERHEAD_BYTES * measured["log_lines"]
     return float(written) / len(measured["wall"])
+
+
+def _first_check_extra_log_bytes(measured: dict[str, Any]) -> float:
+    """What a task's first check writes beyond a routine re-queued one."""
+    first = measured["first_log_bytes"] + LOG_EVENT_OVERHEAD_BYTES * measured["first_log_lines"]
+    return float(first) / len(measured["wall"]) - _log_bytes(measured)
 
 
 def _requests_per_check(scale: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -333,10 +344,27 @@ def _measure(arguments: dict[str, Any]) -> dict[str, Any]:
     from ocr_poller import handler
 
     memory_mb = arguments["memory_mb"]
-    measured: dict[str, Any] = {"wall": [], "cpu": [], "log_bytes": 0, "log_lines": 0}
+    measured: dict[str, Any] = {
+        "wall": [],
+        "cpu": [],
+        "log_bytes": 0,
+        "log_lines": 0,
+        "first_log_bytes": 0,
+        "first_log_lines": 0,
+    }
     for index, task_id in enumerate(arguments["tasks"]):
         message: Any = sqs_message({"taskId": task_id, "endpoint": "RecognizeLabel"})
         event = sqs_event([message], arguments["queue_arn"], arguments["region"])
+        if arguments["kind"] == "requeued":
+            # A task's first check writes more at INFO than the routine ones after it: measured apart.
+            logs_before = _stdout()
+            handler.lambda_handler(event, LocalContext(function_name=os.environ["AWS_LAMBDA_FUNCTION_NAME"]))
+            logs_after = _stdout()
+            if index:  # the first warms the function up
+                measured["first_log_bytes"] += logs_after[0] - logs_before[0]
+                measured["first_log_lines"] += logs_after[1] - logs_before[1]
+            message = sqs_message({"taskId": task_id, "endpoint": "RecognizeLabel", "attempt": 1})
+            event = sqs_event([message], arguments["queue_arn"], arguments["region"])
         # Lambda sets the trace header per invocation; Powertools puts it on every log line.
         os.environ["_X_AMZN_TRACE_ID"] = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]};Sampled=0"
         # Lambda's context, as the deployed function gets it.

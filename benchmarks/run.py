@@ -1,4 +1,4 @@
-"""Issue 5's benchmark: every figure as a table, and optionally as JSON.
+"""The project's benchmark: every figure as a table, and optionally as JSON.
 
     .venv/bin/python -m benchmarks.run [--quick] [--json PATH] [--only NAME[,NAME...]]
 
@@ -28,7 +28,7 @@ NEEDED = {"cost": ("schedule", "scale")}  # figures whose numbers another figure
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the chosen figures, print their tables and the targets, write JSON if asked."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller samples (about 1.5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="smaller samples (about 5 minutes)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write every number to PATH")
     parser.add_argument(
         "--only", default=",".join(FIGURES), help=f"comma-separated subset of {', '.join(FIGURES)}"

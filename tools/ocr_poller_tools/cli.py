@@ -195,6 +195,8 @@ def _local(args: argparse.Namespace) -> int:
         raise ToolError("--task-id goes without --serve (a served stack takes tasks from submit)")
     if args.serve:
         check_env_file_target(args.env_file)
+        # A file left by a stack that was killed must not look like this one before it is ready.
+        args.env_file.unlink(missing_ok=True)
     api = None
     if args.task_id:
         _check_task_id(args.task_id, args.endpoint)
@@ -313,7 +315,7 @@ def _status(args: argparse.Namespace) -> int:
 
         def changed(record: dict[str, Any] | None) -> None:
             state = (
-                "no record yet"
+                "no record yet (waiting for its first check; is the id right?)"
                 if record is None
                 else f"{record['status']} after {record['attempts']} check(s)"
             )

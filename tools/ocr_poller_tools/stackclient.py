@@ -147,7 +147,7 @@ class StackClient:
         """Read the record until the task ends (or `timeout` seconds pass, 0: no limit); the last one read."""
         started = time.monotonic()
         last: dict[str, Any] | None = None
-        seen: tuple[Any, Any] | None = None
+        seen: object = object()  # nothing read yet: the first reading is reported, record or not
         while True:
             last = self.record(task_id)
             state = None if last is None else (last["status"], last.get("attempts"))
