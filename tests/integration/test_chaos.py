@@ -433,8 +433,9 @@ class Report:
         return unexplained, explained
 
     def successor_repeats(self) -> tuple[list[str], list[str]]:
-        """Each send of a check's successor after the first must follow a claim, at a time when the next
-        check was not committed because a delivery of it had been killed."""
+        """Each send of a check's successor after the first must follow a claim made before the next check
+        was committed: the window poll's docstring states (successors are not marked), opened by a kill or
+        failure of a delivery of the next check, or by that delivery simply not having come yet."""
         unexplained: list[str] = []
         explained: list[str] = []
         claims = self.journal.of("claim")
@@ -455,17 +456,26 @@ class Report:
                 senders_killed = [
                     kill for e in effects if e.order < extra.order if (kill := self.killed_after(e))
                 ]
-                if not (claimed and killed):
+                next_committed = any(
+                    commit.task == task and commit.check == check + 1 and commit.order < extra.order
+                    for commit in self.journal.of("commit")
+                )
+                if not claimed or next_committed:
                     unexplained.append(
                         f"successor of check {check} of {task} sent again by invocation {extra.invocation} "
                         f"(by a claim: {claimed}; kills of a delivery of check {check + 1}: {len(killed)})"
                     )
-                else:
+                elif killed:
                     cause = killed[-1]
                     explained.append(
                         f"{task[:8]} check {check}: check {check + 1}'s delivery hit by a {cause.kind} at "
                         f"{cause.point} {cause.side} (invocation {cause.invocation})"
                         + (", and the first sender killed after sending" if senders_killed else "")
+                    )
+                else:
+                    explained.append(
+                        f"{task[:8]} check {check}: claimed before check {check + 1} was made"
+                        + (", the first sender killed after sending" if senders_killed else "")
                     )
         return unexplained, explained
 
