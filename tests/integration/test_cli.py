@@ -140,6 +140,16 @@ def test_submit_without_a_poll_queue_creates_no_task(env_file: Path, tmp_path: P
     assert code == 1
 
 
+def test_status_of_an_id_the_poller_would_reject_says_why_at_once(tmp_path: Path) -> None:
+    result = run_cli("status", "../x", "--wait", env=clean_environment(tmp_path))
+    assert_one_line_error(result, "rejects", "'../x' is not a plain identifier")
+
+
+def test_submit_of_a_folder_says_it_is_a_folder(tmp_path: Path) -> None:
+    result = run_cli("submit", str(tmp_path), env=clean_environment(tmp_path))
+    assert_one_line_error(result, "a folder, not a file")
+
+
 def test_missing_env_file_is_one_line(tmp_path: Path) -> None:
     result = run_cli("status", UNKNOWN_TASK, "--env-file", str(tmp_path / "absent.env"))
     assert_one_line_error(result, "absent.env: no such env file")

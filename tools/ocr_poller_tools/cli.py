@@ -253,7 +253,7 @@ def _submit(args: argparse.Namespace) -> int:
 
     variables, source = _variables(args)
     if not args.file.is_file():
-        raise ToolError(f"{args.file}: no such file")
+        raise ToolError(f"{args.file}: {'a folder, not a file' if args.file.is_dir() else 'no such file'}")
     stack = StackClient(variables, source)
     if not args.no_enqueue:
         # A task created at Aspose is billed: make sure its poll request has somewhere to go first.
@@ -307,6 +307,7 @@ def _status(args: argparse.Namespace) -> int:
     """Print the task's record; with --wait only once it ended; with --download fetch its results."""
     from ocr_poller_tools.stackclient import RUNNING, StackClient
 
+    _check_task_id(args.task_id, "RecognizeLabel")
     variables, source = _variables(args)
     if args.download is not None and args.download.exists() and not args.download.is_dir():
         raise ToolError(f"{args.download} exists and is not a folder")
@@ -372,7 +373,9 @@ def _redrive(args: argparse.Namespace) -> int:
     moved = sum(letter.moved for letter in letters)
     invalid = sum(letter.invalid is not None and not letter.moved for letter in letters)
     summary = f"{len(letters)} dead letter(s): {moved} moved to the poll queue"
-    if invalid:
+    if args.dry_run:
+        summary += " (a dry run moves none)"
+    elif invalid:
         summary += f", {invalid} invalid left (--include-invalid moves them)"
     print(summary, file=sys.stderr)
     return 0

@@ -436,7 +436,10 @@ class LocalRun:
     def _progress(self, started: float, name: str, record: dict[str, Any], still: str = "") -> float:
         now = time.monotonic()
         status = f"{still} {record['status']}".strip()
-        self._print(f"[{now - started:6.1f}s] {name:26} {status:16} after {record['attempts']} check(s)")
+        failing = f"  (last failure: {record['lastError']})" if record.get("lastError") else ""
+        self._print(
+            f"[{now - started:6.1f}s] {name:26} {status:16} after {record['attempts']} check(s){failing}"
+        )
         return now
 
     def _report(self, records: dict[str, dict[str, Any]]) -> None:
