@@ -42,12 +42,13 @@ lock: $(BIN)/.installed
 	$(BIN)/uv lock
 	$(MAKE) --no-print-directory requirements
 
-## src/requirements.txt from uv.lock: the function's dependencies, exact and hashed, without the AWS SDK
+## src/requirements.txt from uv.lock: the function's dependencies, one exact pin a line (the hashes stay in
+## uv.lock, which the lock test checks), without the AWS SDK
 ## (boto3, botocore, s3transfer and what only they need), which the Lambda runtime provides.
 requirements: $(BIN)/.installed
 	{ echo "# Generated from uv.lock by \`make requirements\`; do not edit. What \`sam build\` installs beside"; \
-	  echo "# ocr_poller: exact, hashed pins. boto3 (+ botocore, s3transfer) is the Lambda runtime's (README)."; \
-	  $(BIN)/uv export --quiet --frozen --no-dev --no-emit-project --prune boto3 --no-header --no-annotate; \
+	  echo "# ocr_poller: exact pins. boto3 (+ botocore, s3transfer) is the Lambda runtime's (README)."; \
+	  $(BIN)/uv export --quiet --frozen --no-dev --no-emit-project --prune boto3 --no-header --no-annotate --no-hashes; \
 	} > $(REQUIREMENTS).tmp
 	mv $(REQUIREMENTS).tmp $(REQUIREMENTS)
 
