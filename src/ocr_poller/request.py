@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from ocr_poller.errors import Refused
@@ -174,3 +175,42 @@ def _task_token(value: object) -> str | None:
 def _preview(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+class EventShape(StrEnum):
+    """The two invocations that carry poll requests."""
+
+    SQS = "sqs"
+    EVENTBRIDGE = "eventbridge"
+
+
+def event_shape(event: object) -> EventShape:
+    """Which of the two shapes the event has; Refused says why it has neither."""
+    if not isinstance(event, dict):
+        raise Refused(f"an event must be a JSON object, not {type(event).__name__}")
+    if "Records" in event:
+        _check_sqs_records(event["Records"])
+        return EventShape.SQS
+    if "detail-type" in event or "source" in event or "detail" in event:
+        if "detail" not in event:
+            raise Refused("EventBridge event without detail")
+        error = nesting_error(event["detail"])
+        if error is not None:
+            raise Refused(f"EventBridge event whose detail is {error}")
+        return EventShape.EVENTBRIDGE
+    keys = ", ".join(_preview(key) for key in list(event)[:10])
+    raise Refused(f"neither an SQS batch nor an EventBridge event (keys: {keys})")
+
+
+def _check_sqs_records(records: object) -> None:
+    """SQS records from Lambda's event source: S3, SNS, Kinesis or DynamoDB records carry `Records` too."""
+    if not isinstance(records, list) or not records:
+        raise Refused("Records is not a list of SQS records")
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise Refused(f"record {index} of Records is not an object")
+        source = record.get("eventSource", record.get("EventSource"))
+        if source != "aws:sqs":
+            raise Refused(f"record {index} comes from {_preview(source)}, not from SQS (aws:sqs)")
+        if not isinstance(record.get("messageId"), str) or not isinstance(record.get("body"), str):
+            raise Refused(f"SQS record {index} has no messageId or body")
