@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 
 from aws_lambda_powertools.logging.logger import Logger
 from aws_lambda_powertools.metrics.metrics import Metrics
@@ -12,8 +13,11 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.metric_properties imp
 from ocr_poller.poll import Action, Outcome
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ocr-poller")
-logger = Logger(service=SERVICE)
+# Every line comes from _log below: its location would say nothing.
+logger = Logger(service=SERVICE, location=None)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "OcrPoller"), service=SERVICE)
+# Most invocations are routine checks, which add no metric (see _routine): that is no cause for a warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 # The checks of a batch run on threads; Powertools' metric set is a plain dict.
 _metrics_lock = threading.Lock()
@@ -46,7 +50,7 @@ def _routine(outcome: Outcome) -> bool:
     """A task still running, checked again as planned: most checks are, so INFO leaves them out.
 
     INFO keeps a task's first check, its end, and anything out of the way (a transient failure, a
-    duplicate, a resumed or rejected request); the metrics count every check.
+    duplicate, a resumed or rejected request); so do the metrics (_measurements).
     """
     record = outcome.record
     return (
@@ -59,15 +63,19 @@ def _routine(outcome: Outcome) -> bool:
 
 
 def _measurements(outcome: Outcome) -> list[tuple[str, MetricUnit, float]]:
-    """The metrics one outcome adds: its action, the check, and for a task that ended its totals."""
-    found: list[tuple[str, MetricUnit, float]] = [
-        (f"Requests{outcome.action.value.capitalize()}", MetricUnit.Count, 1)
-    ]
-    if outcome.checked:
-        found.append(("Checks", MetricUnit.Count, 1))
+    """The metrics of an outcome: a task's start and end, and what was out of the way.
+
+    A routine check adds none: an EMF line for every check was half of the logs' bill, for counts that
+    Lambda's Invocations metric and the task's ChecksPerTask at its end already give.
+    """
+    found: list[tuple[str, MetricUnit, float]] = []
+    if outcome.action in (Action.DUPLICATE, Action.RESUMED, Action.REJECTED):
+        found.append((f"Requests{outcome.action.value.capitalize()}", MetricUnit.Count, 1))
     record = outcome.record
     if record is None or outcome.action is Action.DUPLICATE:
         return found
+    if outcome.checked and record.check_number == 1:
+        found.append(("TasksStarted", MetricUnit.Count, 1))
     if outcome.checked and record.last_error:
         found.append(("TransientFailures", MetricUnit.Count, 1))
     if record.status.is_final:
