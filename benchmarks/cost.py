@@ -3,11 +3,13 @@
 Counted per task: the checks of figure 1 (schedule), the AWS requests each kind of check makes as
 figure 5a counts them in real runs (scale), the record sizes it read back, and - measured here - the
 billed duration and the log bytes of an invocation at the template's defaults: one SQS record per
-invocation, the API answering in 200 ms, the handler as deployed (INFO logs, EMF metrics, Lambda's
-context), under the share of a CPU Lambda gives the template's MemorySize (a cgroup CPU quota, where this
-machine allows one). Beside ours, the same checks in a Lambda that sleeps between them and in a Step
-Functions workflow whose Wait state replaces the SQS delay. Free tiers and monthly fixed costs are left
-out of the totals and named in the notes.
+invocation (what low traffic gives), the API answering in 200 ms, the handler as deployed (INFO logs, EMF
+metrics, Lambda's context), under the share of a CPU Lambda gives the template's MemorySize (a cgroup CPU
+quota, where this machine allows one). Also measured: invocations of a full batch (the template's
+BatchSize, what high traffic gives). Priced beside them: the floor at one record per invocation (the
+requests the contract requires and the API's 200 ms, nothing else), and the same checks in a Lambda that
+sleeps between them and in a Step Functions workflow whose Wait state replaces the SQS delay. Free tiers
+and monthly fixed costs are left out of the totals and named in the notes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import statistics
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from benchmarks.report import Figure, Table, Target
@@ -36,6 +38,7 @@ from benchmarks.services import (
     moto_server,
     queue_arn,
     run_child,
+    sqs_batch_size,
     sqs_message,
 )
 
@@ -93,17 +96,19 @@ class Usage:
 
 
 def measure(quick: bool) -> dict[str, Any]:
-    """Invocations at the template's defaults, at its MemorySize and at 1,024 MB: durations, CPU, logs."""
+    """Invocations at the template's defaults, at its MemorySize and at 1,024 MB, one record each, and
+    of full batches at its MemorySize: durations, CPU, logs."""
     samples = 8 if quick else 25
-    memory_mb = memory_size_mb()
+    memory_mb, batch_size = memory_size_mb(), sqs_batch_size()
     measured: dict[str, Any] = {"memory_mb": memory_mb, "api_seconds": API_SECONDS, "by_memory": {}}
     for memory in sorted({memory_mb, 1024}):
         measured["by_memory"][str(memory)] = {kind: _measure_kind(kind, samples, memory) for kind in KINDS}
+    measured["full_batches"] = {kind: _measure_kind(kind, samples, memory_mb, batch_size) for kind in KINDS}
     return measured
 
 
-def _measure_kind(kind: str, samples: int, memory_mb: int) -> dict[str, Any]:
-    """`samples` warm invocations of one kind of check (after one that warms up), in a child process."""
+def _measure_kind(kind: str, samples: int, memory_mb: int, records: int = 1) -> dict[str, Any]:
+    """`samples` warm invocations of `records` checks of one kind (after one that warms up), in a child."""
     # Re-queued checks find their task still running; completing ones find it done (a label's text).
     # Each check waits API_SECONDS for its answer.
     with moto_server() as moto, emulator(processing_seconds=3600 if kind == "requeued" else 0) as emu:
@@ -111,7 +116,7 @@ def _measure_kind(kind: str, samples: int, memory_mb: int) -> dict[str, Any]:
         sqs = aws_client("sqs", moto.url, stack.region)
         client = EmulatorClient(emu.url)
         slow = latency_fault(API_SECONDS)
-        tasks = [client.submit(slow) for _ in range(samples + 1)]
+        tasks = [client.submit(slow) for _ in range((samples + 1) * records)]
         env = function_env(
             stack,
             moto.url,
@@ -130,6 +135,7 @@ def _measure_kind(kind: str, samples: int, memory_mb: int) -> dict[str, Any]:
                 "queue_arn": queue_arn(sqs, stack.queue_url),
                 "region": stack.region,
                 "memory_mb": memory_mb,
+                "records": records,
             },
             env,
             cpu_share=memory_mb / LAMBDA_MB_PER_VCPU,
@@ -139,6 +145,7 @@ def _measure_kind(kind: str, samples: int, memory_mb: int) -> dict[str, Any]:
 def figure(schedule: dict[str, Any], scale: dict[str, Any], timing: dict[str, Any]) -> Figure:
     """Price ours and the two alternatives from the other figures' measurements and this one's."""
     memory_mb = timing["memory_mb"]
+    gb = memory_mb / 1024
     checks = schedule["ours_mean_checks"]
     results = schedule["label_share"] * RESULTS_PER_LABEL + (1 - schedule["label_share"]) * RESULTS_PER_PDF
     per_check = _requests_per_check(scale)
@@ -152,15 +159,16 @@ def figure(schedule: dict[str, Any], scale: dict[str, Any], timing: dict[str, An
     def per_task(operation: str) -> float:
         return float(sum(share[kind] * per_check[kind].get(operation, 0) for kind in KINDS))
 
-    def usage(memory: str) -> Usage:
-        measured = timing["by_memory"][memory]
-        gb = int(memory) / 1024
+    def usage(measured: dict[str, Any], memory: int) -> Usage:
+        invocations = checks / measured["requeued"]["records"]
         return Usage(
-            lambda_requests=checks,
-            gb_seconds=sum(share[kind] * _billed_seconds(measured[kind]) * gb for kind in KINDS),
+            lambda_requests=invocations,
+            gb_seconds=sum(share[kind] * _billed_seconds_per_check(measured[kind]) for kind in KINDS)
+            * memory
+            / 1024,
             # The submitter's first SendMessage, the successors', and the event source's receive and
             # delete for every invocation.
-            sqs_requests=1 + per_task("sqs:SendMessage") + 2 * checks,
+            sqs_requests=1 + per_task("sqs:SendMessage") + 2 * invocations,
             read_units=sum(
                 share[kind] * per_check[kind].get("dynamodb:GetItem", 0) * units[kind][0] for kind in KINDS
             ),
@@ -173,15 +181,20 @@ def figure(schedule: dict[str, Any], scale: dict[str, Any], timing: dict[str, An
             s3_puts=results * per_check["completed"].get("s3:PutObject", 0),
             events=per_task("events:PutEvents"),
             # A task's first check is a re-queued one with its own INFO line.
-            log_bytes=sum(share[kind] * _log_bytes(measured[kind]) for kind in KINDS)
+            log_bytes=sum(share[kind] * _log_bytes_per_check(measured[kind]) for kind in KINDS)
             + _first_check_extra_log_bytes(measured["requeued"]),
-            traces=checks * XRAY_SAMPLED,
+            traces=invocations * XRAY_SAMPLED,
         )
 
-    ours = usage(str(memory_mb))
-    requeued_seconds = _billed_seconds(timing["by_memory"][str(memory_mb)]["requeued"])
+    single = timing["by_memory"][str(memory_mb)]
+    batch_size = timing["full_batches"]["requeued"]["records"]
+    ours = usage(single, memory_mb)
+    full_batches = usage(timing["full_batches"], memory_mb)
+    # What no implementation of the contract at one record per invocation goes below: its requests, and
+    # Lambda billed for the API's answer alone - no CPU, no other request's latency, no log line.
+    floor = replace(ours, gb_seconds=checks * API_SECONDS * gb, log_bytes=0.0)
+    requeued_seconds = _billed_seconds_per_check(single["requeued"])
     sleeping_invocations = schedule["ours_mean_invocations_if_sleeping"]
-    gb = memory_mb / 1024
     sleeping = Usage(
         lambda_requests=sleeping_invocations,
         gb_seconds=(schedule["ours_mean_seconds_to_seen"] + requeued_seconds) * gb,
@@ -189,7 +202,7 @@ def figure(schedule: dict[str, Any], scale: dict[str, Any], timing: dict[str, An
         write_units=units["completed"][1],  # one record, written at the end
         s3_puts=results,
         events=1,
-        log_bytes=_log_bytes(timing["by_memory"][str(memory_mb)]["completed"]) * sleeping_invocations,
+        log_bytes=_log_bytes_per_check(single["completed"]) * sleeping_invocations,
         traces=sleeping_invocations * XRAY_SAMPLED,
     )
     step_functions = Usage(
@@ -200,12 +213,15 @@ def figure(schedule: dict[str, Any], scale: dict[str, Any], timing: dict[str, An
         events=1,
         # Check (Task) and Done? (Choice) per check, Wait between checks, Succeed at the end.
         transitions=3 * checks,
-        log_bytes=checks * _log_bytes(timing["by_memory"][str(memory_mb)]["requeued"]),
+        log_bytes=ours.log_bytes,
         traces=checks * XRAY_SAMPLED,
     )
+    ours_name = f"ours ({memory_mb} MB)"
     designs = {
-        f"ours ({memory_mb} MB)": ours,
-        "ours at 1024 MB": usage("1024"),
+        ours_name: ours,
+        f"ours, {batch_size} records an invocation": full_batches,
+        "floor at 1 record an invocation": floor,
+        "ours at 1024 MB": usage(timing["by_memory"]["1024"], 1024),
         f"Lambda sleeping between checks ({memory_mb} MB)": sleeping,
         f"Step Functions + Wait state ({memory_mb} MB)": step_functions,
     }
@@ -218,12 +234,12 @@ def figure(schedule: dict[str, Any], scale: dict[str, Any], timing: dict[str, An
     ]
     totals = {name: sum(lines_.values()) for name, lines_ in priced.items()}
     rows.append(["total", *(_money(totals[name]) for name in designs)])
-    ours_total = totals[f"ours ({memory_mb} MB)"]
+    break_even = _records_for(TARGET_DOLLARS, ours, full_batches, batch_size)
     table = Table(
         f"Figure 5c - cost in $ per million tasks at the template's defaults ({PRICES_AS_OF})",
         ["", *designs],
         rows,
-        _notes(schedule, scale, timing, per_check, units, results, checks),
+        _notes(schedule, scale, timing, per_check, units, results, checks, break_even),
     )
     return Figure(
         "cost",
@@ -235,16 +251,42 @@ def figure(schedule: dict[str, Any], scale: dict[str, Any], timing: dict[str, An
             "timing": timing,
             "per_check": per_check,
             "per_million_tasks": {name: {**lines_, "total": totals[name]} for name, lines_ in priced.items()},
+            "records_an_invocation_for_target": break_even,
         },
         [
             Target(
-                "5c cost per million tasks (template defaults)",
-                _money(ours_total),
+                "5c cost per million tasks (template defaults, 1 record an invocation)",
+                _money(totals[ours_name]),
                 f"<= ${TARGET_DOLLARS:.0f}",
-                ours_total <= TARGET_DOLLARS,
+                totals[ours_name] <= TARGET_DOLLARS,
             )
         ],
     )
+
+
+def _records_for(target: float, single: Usage, full: Usage, batch_size: int) -> int | None:
+    """The fewest records an invocation at which ours costs at most `target` (None: not even a full batch).
+
+    Between the two measured points, an invocation's billed duration is taken as growing linearly with its
+    records; what each check asks of SQS, DynamoDB, S3 and EventBridge, and its log lines, stay the same.
+    """
+    invocation_seconds_single = single.gb_seconds / single.lambda_requests
+    invocation_seconds_full = full.gb_seconds / full.lambda_requests
+    checks = single.lambda_requests
+    for records in range(1, batch_size + 1):
+        weight = (records - 1) / (batch_size - 1)
+        invocations = checks / records
+        seconds = invocation_seconds_single + (invocation_seconds_full - invocation_seconds_single) * weight
+        usage = replace(
+            single,
+            lambda_requests=invocations,
+            gb_seconds=invocations * seconds,
+            sqs_requests=single.sqs_requests - 2 * checks + 2 * invocations,
+            traces=invocations * XRAY_SAMPLED,
+        )
+        if sum(usage.dollars().values()) <= target:
+            return records
+    return None
 
 
 def _notes(
@@ -255,9 +297,12 @@ def _notes(
     units: dict[str, tuple[int, int]],
     results: float,
     checks: float,
+    break_even: int | None,
 ) -> list[str]:
     memory = str(timing["memory_mb"])
     measured = timing["by_memory"][memory]
+    batches = timing["full_batches"]
+    batch_size = batches["requeued"]["records"]
     limited = all(measured[kind]["cpu_limited"] for kind in KINDS)
     cpu = f"{int(memory) / LAMBDA_MB_PER_VCPU:.0%} of a CPU" if limited else "this machine's CPU, unlimited"
     counts = "; ".join(
@@ -275,23 +320,37 @@ def _notes(
         "Invocation, one record, API answering in "
         f"{timing['api_seconds'] * 1000:.0f} ms, at {memory} MB with {cpu}: mean billed "
         + ", ".join(
-            f"{kind} {_billed_seconds(measured[kind]) * 1000:.0f} ms "
+            f"{kind} {_billed_seconds_per_check(measured[kind]) * 1000:.0f} ms "
             f"(CPU {statistics.fmean(measured[kind]['cpu']) * 1000:.0f} ms)"
             for kind in KINDS
         )
         + "; at 1024 MB: "
         + ", ".join(
-            f"{kind} {_billed_seconds(timing['by_memory']['1024'][kind]) * 1000:.0f} ms" for kind in KINDS
+            f"{kind} {_billed_seconds_per_check(timing['by_memory']['1024'][kind]) * 1000:.0f} ms"
+            for kind in KINDS
+        )
+        + f"; {batch_size} records an invocation, at {memory} MB: "
+        + ", ".join(
+            f"{kind} {_billed_seconds_per_check(batches[kind]) * batch_size * 1000:.0f} ms" for kind in KINDS
         )
         + ". Billed = each invocation rounded up to the ms; INIT of the rare cold start left out.",
         "Logs per check as written at INFO (Powertools line + EMF metrics, Lambda context and trace id on "
         "the line), + 26 bytes per event: "
-        + ", ".join(f"{kind} {_log_bytes(measured[kind]):.0f} bytes" for kind in KINDS)
+        + ", ".join(f"{kind} {_log_bytes_per_check(measured[kind]):.0f} bytes" for kind in KINDS)
         + f", and a task's first check {_first_check_extra_log_bytes(measured['requeued']):.0f} bytes more"
-        + " (routine re-queues are DEBUG)"
+        + " (routine re-queues write nothing at INFO, and no metric)"
         + "; Lambda's START/END/REPORT lines: none (template: LogFormat JSON, SystemLogLevel WARN).",
         "SQS: the first SendMessage, one per successor, and the event source's ReceiveMessage + "
         "DeleteMessageBatch per invocation. X-Ray: 5% of invocations past the reservoir.",
+        "Floor: the same requests, and each invocation billed for the API's 200 ms alone, no log line. "
+        "Records an invocation come with traffic (BatchSize "
+        f"{batch_size}, no batching window): "
+        + (
+            f"at least {break_even} on average bring ours to ${TARGET_DOLLARS:.0f} or less"
+            if break_even
+            else f"not even {batch_size} bring ours to ${TARGET_DOLLARS:.0f}"
+        )
+        + " (billed time interpolated between the two measured sizes).",
         "Fixed per month, whatever the volume, not in the totals: X-Ray's reservoir (up to 1 trace a "
         "second, ~$13 beyond the free 100,000), the EMF custom metrics ($0.30 each), the secret ($0.40), "
         "the event source's empty long polls (~$0.30); storage of results and records.",
@@ -302,21 +361,22 @@ def _notes(
     ]
 
 
-def _billed_seconds(measured: dict[str, Any]) -> float:
-    """Mean billed duration of an invocation: each rounded up to the millisecond."""
-    return statistics.fmean(math.ceil(seconds * 1000) / 1000 for seconds in measured["wall"])
+def _billed_seconds_per_check(measured: dict[str, Any]) -> float:
+    """Mean billed duration of an invocation (each rounded up to the millisecond), per record in it."""
+    billed = statistics.fmean(math.ceil(seconds * 1000) / 1000 for seconds in measured["wall"])
+    return billed / int(measured["records"])
 
 
-def _log_bytes(measured: dict[str, Any]) -> float:
-    """Mean bytes CloudWatch Logs ingests per invocation."""
+def _log_bytes_per_check(measured: dict[str, Any]) -> float:
+    """Mean bytes CloudWatch Logs ingests per check."""
     written = measured["log_bytes"] + LOG_EVENT_OVERHEAD_BYTES * measured["log_lines"]
-    return float(written) / len(measured["wall"])
+    return float(written) / len(measured["wall"]) / int(measured["records"])
 
 
 def _first_check_extra_log_bytes(measured: dict[str, Any]) -> float:
     """What a task's first check writes beyond a routine re-queued one."""
     first = measured["first_log_bytes"] + LOG_EVENT_OVERHEAD_BYTES * measured["first_log_lines"]
-    return float(first) / len(measured["wall"]) - _log_bytes(measured)
+    return float(first) / len(measured["wall"]) / int(measured["records"]) - _log_bytes_per_check(measured)
 
 
 def _requests_per_check(scale: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -338,13 +398,14 @@ def _money(value: float) -> str:
 
 
 def _measure(arguments: dict[str, Any]) -> dict[str, Any]:
-    """In the child: one invocation per task, one record each; the first warms the function up."""
+    """In the child: one invocation per group of `records` tasks; the first warms the function up."""
     from ocr_poller_tools.localrun import LocalContext, sqs_event
 
     from ocr_poller import handler
 
-    memory_mb = arguments["memory_mb"]
+    memory_mb, records, tasks = arguments["memory_mb"], arguments["records"], arguments["tasks"]
     measured: dict[str, Any] = {
+        "records": records,
         "wall": [],
         "cpu": [],
         "log_bytes": 0,
@@ -352,19 +413,27 @@ def _measure(arguments: dict[str, Any]) -> dict[str, Any]:
         "first_log_bytes": 0,
         "first_log_lines": 0,
     }
-    for index, task_id in enumerate(arguments["tasks"]):
-        message: Any = sqs_message({"taskId": task_id, "endpoint": "RecognizeLabel"})
-        event = sqs_event([message], arguments["queue_arn"], arguments["region"])
+
+    def event(group: list[str], attempt: int | None = None) -> Any:
+        hint = {} if attempt is None else {"attempt": attempt}
+        messages: list[Any] = [
+            sqs_message({"taskId": task, "endpoint": "RecognizeLabel", **hint}) for task in group
+        ]
+        return sqs_event(messages, arguments["queue_arn"], arguments["region"])
+
+    for index in range(len(tasks) // records):
+        group = tasks[index * records : (index + 1) * records]
+        measuring = index > 0  # the first warms the function up
+        checks = event(group)
         if arguments["kind"] == "requeued":
             # A task's first check writes more at INFO than the routine ones after it: measured apart.
             logs_before = _stdout()
-            handler.lambda_handler(event, LocalContext(function_name=os.environ["AWS_LAMBDA_FUNCTION_NAME"]))
+            handler.lambda_handler(checks, LocalContext(function_name=os.environ["AWS_LAMBDA_FUNCTION_NAME"]))
             logs_after = _stdout()
-            if index:  # the first warms the function up
+            if measuring:
                 measured["first_log_bytes"] += logs_after[0] - logs_before[0]
                 measured["first_log_lines"] += logs_after[1] - logs_before[1]
-            message = sqs_message({"taskId": task_id, "endpoint": "RecognizeLabel", "attempt": 1})
-            event = sqs_event([message], arguments["queue_arn"], arguments["region"])
+            checks = event(group, attempt=1)
         # Lambda sets the trace header per invocation; Powertools puts it on every log line.
         os.environ["_X_AMZN_TRACE_ID"] = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]};Sampled=0"
         # Lambda's context, as the deployed function gets it.
@@ -373,12 +442,12 @@ def _measure(arguments: dict[str, Any]) -> dict[str, Any]:
         )
         logs_before = _stdout()
         started, cpu = time.perf_counter(), time.process_time()
-        response = handler.lambda_handler(event, context)
+        response = handler.lambda_handler(checks, context)
         wall, used = time.perf_counter() - started, time.process_time() - cpu
         logs_after = _stdout()
         if response != {"batchItemFailures": []}:
-            raise RuntimeError(f"the check of {task_id} failed: {response}")
-        if index:  # the first warms the function up
+            raise RuntimeError(f"the checks of {group} failed: {response}")
+        if measuring:
             measured["wall"].append(wall)
             measured["cpu"].append(used)
             measured["log_bytes"] += logs_after[0] - logs_before[0]
