@@ -29,6 +29,8 @@ class ConcurrentBatchProcessor(BatchProcessor):
 
     def process(self) -> list[tuple]:  # type: ignore[type-arg]
         """Process every record on the pool; success and failure lists are appended under the GIL."""
-        workers = max(1, min(self.max_workers, len(self.records)))
+        if len(self.records) == 1:  # what low traffic brings: no thread to start
+            return [self._process_record(self.records[0])]
+        workers = min(self.max_workers, len(self.records))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
             return list(pool.map(self._process_record, self.records))

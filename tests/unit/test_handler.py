@@ -186,3 +186,19 @@ def _is_valid(body: str) -> bool:
         and document["taskId"].replace("-", "").isalnum()
         and document.get("endpoint", "RecognizeLabel") in {"RecognizeLabel", "RecognizePdf"}
     )
+
+
+def test_a_single_record_is_logged_with_its_message_id_and_the_next_invocation_without_it(
+    world: World, function_log: io.StringIO
+) -> None:
+    # Given a batch of one record (checked on the invocation's own thread) and the log at INFO
+    handler.logger.setLevel("INFO")
+    single = sample("sqs_batch.json")
+    single["Records"] = single["Records"][:1]
+    # When it is checked, then an EventBridge event is
+    handler.lambda_handler(single, LambdaContext())
+    handler.lambda_handler(sample("eventbridge_task_submitted.json"), LambdaContext())
+    # Then each line names its own delivery only
+    first, second = (json.loads(line) for line in function_log.getvalue().splitlines())
+    assert first["messageId"] == single["Records"][0]["messageId"] and "eventId" not in first
+    assert second["eventId"] == sample("eventbridge_task_submitted.json")["id"] and "messageId" not in second
