@@ -20,6 +20,7 @@ from ocr_poller.request import PollRequest
 from tests.unit.fakes import FakeApi, Reply, World
 
 LABEL = b"ACME FREIGHT\nPARCEL 4711\n"
+S3_MIN_PART_BYTES = 5 * 1024 * 1024
 
 
 @dataclass
@@ -42,7 +43,10 @@ class FakeS3:
         return {"ETag": str(len(self.parts[UploadId]))}
 
     def complete_multipart_upload(self, *, Key: str, **_: Any) -> dict[str, Any]:
-        self.objects[Key] = b"".join(self.parts.pop(Key))
+        parts = self.parts.pop(Key)
+        # S3 refuses (EntityTooSmall) a part under 5 MiB that is not the last.
+        assert all(len(part) >= S3_MIN_PART_BYTES for part in parts[:-1]), [len(part) for part in parts]
+        self.objects[Key] = b"".join(parts)
         return {}
 
 
@@ -130,6 +134,21 @@ def test_a_large_text_goes_multipart_and_is_not_inlined() -> None:
     # Then it went up in parts, whole, and the result says the text is in S3 only
     assert fake.objects["results/task/0-text.txt"] == data
     assert (result.text, result.text_truncated, result.size) == (None, True, len(data))
+
+
+def test_a_result_of_many_parts_holds_about_one_part_at_a_time_and_meets_s3s_part_sizes() -> None:
+    # Given a PDF of three and a half parts, arriving in chunks of an odd size
+    fake = FakeS3()
+    data = bytes(range(256)) * (PART_BYTES * 7 // 2 // 256)
+    chunk = 1024 * 1024 + 7
+
+    # When it is stored
+    result = store(fake).put("task", 1, "Pdf", chunked(data, chunk))
+
+    # Then it is whole, and each part is what the buffer held once it reached a part's size
+    uploaded = fake.objects["results/task/1-pdf.pdf"]
+    assert uploaded == data and result.size == len(data)
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
 
 
 @pytest.mark.parametrize("result_type", ["Pdf", "Json", "Hocr", "ImagePNG"])

@@ -15,7 +15,8 @@ from ocr_poller.model import StoredResult
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-# S3 needs parts of at least 5 MiB; 8 MiB keeps memory bounded at about two parts per upload.
+# S3 needs parts of at least 5 MiB but the last; a part goes once the buffer holds 8 MiB, so an upload holds
+# about one part in memory whatever the result's size.
 PART_BYTES = 8 * 1024 * 1024
 
 _FORMATS = {
@@ -132,16 +133,16 @@ class S3ResultStore:
             "UploadId"
         ]
         parts: list[tuple[int, str]] = []
-        size = 0
         try:
+            # Each part is what the buffer holds once it reaches PART_BYTES (parts may differ in size).
+            size = self._upload_part(key, upload_id, parts, _emptied(buffer))
             for chunk in chunks:
                 digest.update(chunk)
                 buffer += chunk
-                while len(buffer) >= PART_BYTES:
-                    size += self._upload_part(key, upload_id, parts, bytes(buffer[:PART_BYTES]))
-                    del buffer[:PART_BYTES]
-            if buffer or not parts:
-                size += self._upload_part(key, upload_id, parts, bytes(buffer))
+                if len(buffer) >= PART_BYTES:
+                    size += self._upload_part(key, upload_id, parts, _emptied(buffer))
+            if buffer:
+                size += self._upload_part(key, upload_id, parts, _emptied(buffer))
             self._s3.complete_multipart_upload(
                 Bucket=self._bucket,
                 Key=key,
@@ -161,3 +162,10 @@ class S3ResultStore:
         )["ETag"]
         parts.append((number, etag))
         return len(body)
+
+
+def _emptied(buffer: bytearray) -> bytes:
+    """The buffer's bytes, the buffer emptied: a part is held once while it uploads, not three times."""
+    body = bytes(buffer)
+    buffer.clear()
+    return body
