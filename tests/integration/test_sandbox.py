@@ -165,3 +165,15 @@ def test_aws_env_points_default_clients_at_the_stack(aws_env: dict[str, str], st
         "clientId": SANDBOX_CLIENT_ID,
         "clientSecret": SANDBOX_CLIENT_SECRET,
     }
+
+
+def test_the_stack_knows_the_templates_memory_and_timeout_for_the_context_of_local_invocations(
+    stack: Stack,
+) -> None:
+    # Given the template's function
+    function = _properties("PollerFunction")
+    # Then the stack carries what Lambda's context would say of it
+    assert (stack.function_memory_mb, stack.function_timeout_seconds) == (
+        function["MemorySize"],
+        function["Timeout"],
+    )

@@ -116,6 +116,7 @@ class QueueFeeder:
     region: str = "us-east-1"
     batch_size: int = 10
     on_error: Callable[[str], None] = lambda message: None
+    context: Callable[[], Any] = LocalContext  # a fresh context per invocation, as Lambda passes
 
     def __post_init__(self) -> None:
         attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
@@ -133,7 +134,7 @@ class QueueFeeder:
         if not messages:
             return 0
         try:
-            response = self.handler(sqs_event(messages, self.queue_arn, self.region), LocalContext())
+            response = self.handler(sqs_event(messages, self.queue_arn, self.region), self.context())
         except Exception as exc:  # Lambda, too, takes any error as a failed invocation
             # The whole batch failed: SQS delivers it again after the queue's visibility timeout.
             self.on_error(f"the function failed on a batch of {len(messages)}: {type(exc).__name__}: {exc}")
@@ -278,12 +279,24 @@ class LocalStack:
         """Run the handler on one event with this stack's wiring, as Lambda would."""
         # In Lambda, CloudWatch reads the metrics Powertools prints; here they would only flood the terminal.
         with redirect_stdout(self._discard):
-            return lambda_handler(event, context or LocalContext(), self.wiring)
+            return lambda_handler(event, context or self.context(), self.wiring)
+
+    def context(self) -> LocalContext:
+        """The context Lambda would pass the template's function."""
+        return LocalContext(
+            memory_limit_in_mb=self.stack.function_memory_mb,
+            timeout_seconds=self.stack.function_timeout_seconds,
+        )
 
     def feeder(self, on_error: Callable[[str], None] = lambda message: None) -> QueueFeeder:
         """The poll queue fed to the function, as Lambda's SQS event source does."""
         return QueueFeeder(
-            self.client.sqs, self.stack.queue_url, self.invoke, region=self.stack.region, on_error=on_error
+            self.client.sqs,
+            self.stack.queue_url,
+            self.invoke,
+            region=self.stack.region,
+            on_error=on_error,
+            context=self.context,
         )
 
     def aspose(self) -> SubmittingApi:

@@ -106,6 +106,8 @@ class Stack:
     region: str
     credentials_secret_arn: str
     function_environment: Mapping[str, str]  # the function's variables from the template, resolved
+    function_memory_mb: int  # the function's MemorySize and Timeout, for the context Lambda would pass
+    function_timeout_seconds: int
 
 
 def deploy_stack(
@@ -120,7 +122,8 @@ def deploy_stack(
         raise ValueError(f"name_suffix {name_suffix!r} must match {_NAME_SUFFIX.pattern}")
     template = load_template(template_path)
     deployment = _Deployment(template, endpoint_url=endpoint_url, region=region, name_suffix=name_suffix)
-    environment_variables = _function(template).get("Environment", {}).get("Variables", {})
+    function = _function(template)
+    environment_variables = function.get("Environment", {}).get("Variables", {})
     resolved = {name: deployment.resolve(value) for name, value in environment_variables.items()}
     function_environment = {name: str(value) for name, value in resolved.items() if value is not _NO_VALUE}
     events_queue_url = deployment.observe_completion_events()
@@ -134,6 +137,8 @@ def deploy_stack(
         region=region,
         credentials_secret_arn=deployment.credentials_secret_arn,
         function_environment=function_environment,
+        function_memory_mb=int(function["MemorySize"]),
+        function_timeout_seconds=int(function["Timeout"]),
     )
 
 
