@@ -235,13 +235,13 @@ class SimAnnouncer:
 class SimCallbacks:
     """The simulation's requests carry no task token."""
 
-    def heartbeat(self, token: str) -> bool:
+    def heartbeat(self, token: str) -> str | None:
         raise AssertionError("no task token, no heartbeat")
 
-    def succeed(self, token: str, output: str) -> bool:
+    def succeed(self, token: str, output: str) -> str | None:
         raise AssertionError("no task token, no callback")
 
-    def fail(self, token: str, error: str, cause: str) -> bool:
+    def fail(self, token: str, error: str, cause: str) -> str | None:
         raise AssertionError("no task token, no callback")
 
 

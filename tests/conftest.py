@@ -20,8 +20,11 @@ def fresh_wiring() -> Iterator[None]:
 
 
 @pytest.fixture
-def function_log(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
-    """The JSON lines the function's Powertools logger writes during the test."""
+def function_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """The JSON lines the function's Powertools logger writes at INFO (as deployed) during the test."""
     lines = io.StringIO()
     monkeypatch.setattr(logger.registered_handler, "stream", lines)
-    return lines
+    level = logger.log_level
+    logger.setLevel("INFO")
+    yield lines
+    logger.setLevel(level)

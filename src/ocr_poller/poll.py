@@ -98,13 +98,14 @@ class Announcer(Protocol):
 
 
 class Callbacks(Protocol):
-    """Step Functions' task token callbacks; False when it refuses the token (timed out, unknown)."""
+    """Step Functions' task token callbacks. Each answers None when Step Functions took the call, or the
+    code it refused the token with (the waiting state timed out, its execution ended, it never was one)."""
 
-    def heartbeat(self, token: str) -> bool: ...
+    def heartbeat(self, token: str) -> str | None: ...
 
-    def succeed(self, token: str, output: str) -> bool: ...
+    def succeed(self, token: str, output: str) -> str | None: ...
 
-    def fail(self, token: str, error: str, cause: str) -> bool: ...
+    def fail(self, token: str, error: str, cause: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -377,11 +378,11 @@ def _effects(record: TaskRecord, deps: Collaborators, *, resumed: bool) -> Outco
         detail = completion_detail(record)
         # The callback before the event: a repeat after a crash is refused by Step Functions, not doubled.
         token = record.task_token
-        refused = token is not None and not _call_back(token, record, detail, deps)
+        refusal = None if token is None else _call_back(token, record, detail, deps)
         deps.announcer.announce(record.status, detail)
         deps.records.mark_sent(record)
         action = Action.RESUMED if resumed else Action.FINISHED
-        reason = "Step Functions refused the task token" if refused else None
+        reason = None if refusal is None else f"Step Functions refused the task token: {refusal}"
         return Outcome(action, record.task_id, replace(record, stage=Stage.SENT), reason=reason)
     now = deps.clock()
     delay = deps.backoff.delay(
@@ -401,14 +402,14 @@ def _effects(record: TaskRecord, deps: Collaborators, *, resumed: bool) -> Outco
 def _heartbeat(token: str, deps: Collaborators) -> str | None:
     """Tell the workflow the task is still polled; a failed heartbeat is only noted: the successor is out."""
     try:
-        accepted = deps.callbacks.heartbeat(token)
+        refusal = deps.callbacks.heartbeat(token)
     except Redeliver as exc:
         return f"the heartbeat failed: {exc}"
-    return None if accepted else "Step Functions refused the heartbeat's task token"
+    return None if refusal is None else f"Step Functions refused the heartbeat's task token: {refusal}"
 
 
-def _call_back(token: str, record: TaskRecord, detail: dict[str, Any], deps: Collaborators) -> bool:
-    """Tell the waiting workflow how the task ended; False when Step Functions refuses the token."""
+def _call_back(token: str, record: TaskRecord, detail: dict[str, Any], deps: Collaborators) -> str | None:
+    """Tell the workflow how the task ended; None, or the code Step Functions refused the token with."""
     if record.status is Status.COMPLETED:
         return deps.callbacks.succeed(token, json.dumps(detail, ensure_ascii=False, separators=(",", ":")))
     cause = "\n".join(record.error_messages) or record.status.value

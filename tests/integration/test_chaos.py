@@ -309,21 +309,21 @@ class StepFunctions:
         self._lock = threading.Lock()
         self.closed: set[str] = set()
 
-    def heartbeat(self, token: str) -> bool:
+    def heartbeat(self, token: str) -> str | None:
         with self._lock:
-            return token not in self.closed
+            return "TaskDoesNotExist" if token in self.closed else None
 
-    def succeed(self, token: str, output: str) -> bool:
+    def succeed(self, token: str, output: str) -> str | None:
         return self._close(token)
 
-    def fail(self, token: str, error: str, cause: str) -> bool:
+    def fail(self, token: str, error: str, cause: str) -> str | None:
         return self._close(token)
 
-    def _close(self, token: str) -> bool:
+    def _close(self, token: str) -> str | None:
         with self._lock:
-            accepted = token not in self.closed
+            refusal = "TaskDoesNotExist" if token in self.closed else None
             self.closed.add(token)
-            return accepted
+            return refusal
 
 
 class Chaotic:

@@ -8,6 +8,7 @@ would, ends each execution (CONTRACT.md section 9).
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
@@ -24,6 +25,8 @@ from ocr_poller_tools.localrun import eventbridge_event
 from ocr_poller_tools.sandbox import Stack, load_template
 
 from ocr_poller import handler
+from ocr_poller.adapters.stepfunctions import REFUSED_TOKEN_CODES
+from ocr_poller.observability import logger
 from tests.integration.flow import (
     completion_events,
     drain,
@@ -143,7 +146,8 @@ def test_a_completed_task_ends_the_workflow_with_the_event_detail_as_output(
     execution_arn = start(sfn, create(sfn, wait_on_poll_queue(stack)), task_id)
     assert "taskToken" in await_message(stack, moto_url)
 
-    # When the poll queue is fed to the handler until the task ends
+    # When the poll queue is fed to the handler until the task ends, its log at INFO
+    logger.setLevel("INFO")
     record = run_until_done(stack, moto_url, [task_id])[task_id]
 
     # Then the workflow succeeded with the completion event's detail: S3 locations and the label's text
@@ -183,7 +187,8 @@ def test_a_failed_task_fails_the_workflow_with_the_ocr_error(
     execution_arn = start(sfn, create(sfn, wait_on_poll_queue(stack)), task_id)
     await_message(stack, moto_url)
 
-    # When the poll queue is fed to the handler until the task ends
+    # When the poll queue is fed to the handler until the task ends, its log at INFO
+    logger.setLevel("INFO")
     record = run_until_done(stack, moto_url, [task_id])[task_id]
 
     # Then the workflow failed with OCR.<status>, and the task ended as usual: record and one event
@@ -224,7 +229,7 @@ def test_heartbeats_keep_a_long_task_alive_past_heartbeat_seconds(
 
 @pytest.mark.parametrize("token", ["timed-out", "bogus"])
 def test_a_token_step_functions_refuses_never_fails_the_task(
-    stack: Stack, moto_url: str, emulator: Emulator, sfn: SFNClient, token: str
+    stack: Stack, moto_url: str, emulator: Emulator, sfn: SFNClient, token: str, function_log: io.StringIO
 ) -> None:
     # Given a poll request whose token Step Functions no longer accepts: its workflow timed out
     # before the first check, or it was never a token
@@ -250,6 +255,12 @@ def test_a_token_step_functions_refuses_never_fails_the_task(
     (event,) = completion_events(stack, moto_url)
     assert event["detail"]["status"] == "Completed" and event["detail"]["results"][0]["text"] == text
     assert drain(stack, moto_url, stack.dlq_url) == []
+    # And the log says so once, on the task's line, with Step Functions' code and never the token
+    lines = [json.loads(line) for line in function_log.getvalue().splitlines()]
+    refusals = [line for line in lines if "refused the task token" in json.dumps(line)]
+    assert [(line["taskId"], line["message"]) for line in refusals] == [(task_id, "poll request finished")]
+    assert refusals[0]["reason"].split(": ")[-1] in REFUSED_TOKEN_CODES
+    assert "not-a-token" not in function_log.getvalue()
 
 
 def test_a_workflow_can_wait_through_the_trigger_event_instead_of_the_queue(

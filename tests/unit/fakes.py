@@ -136,17 +136,20 @@ class MemoryCallbacks:
     calls: list[tuple[str, ...]] = field(default_factory=list)
     refused: set[str] = field(default_factory=set)
 
-    def heartbeat(self, token: str) -> bool:
+    def heartbeat(self, token: str) -> str | None:
         self.calls.append(("heartbeat", token))
-        return token not in self.refused
+        return self._refusal(token)
 
-    def succeed(self, token: str, output: str) -> bool:
+    def succeed(self, token: str, output: str) -> str | None:
         self.calls.append(("succeed", token, output))
-        return token not in self.refused
+        return self._refusal(token)
 
-    def fail(self, token: str, error: str, cause: str) -> bool:
+    def fail(self, token: str, error: str, cause: str) -> str | None:
         self.calls.append(("fail", token, error, cause))
-        return token not in self.refused
+        return self._refusal(token)
+
+    def _refusal(self, token: str) -> str | None:
+        return "TaskTimedOut" if token in self.refused else None
 
 
 @dataclass

@@ -191,8 +191,7 @@ def _is_valid(body: str) -> bool:
 def test_a_single_record_is_logged_with_its_message_id_and_the_next_invocation_without_it(
     world: World, function_log: io.StringIO
 ) -> None:
-    # Given a batch of one record (checked on the invocation's own thread) and the log at INFO
-    handler.logger.setLevel("INFO")
+    # Given a batch of one record (checked on the invocation's own thread), the log captured (function_log)
     single = sample("sqs_batch.json")
     single["Records"] = single["Records"][:1]
     # When it is checked, then an EventBridge event is

@@ -1,8 +1,9 @@
 """Step Functions task token callbacks (CONTRACT.md section 9): success, failure, heartbeat.
 
 A token Step Functions no longer accepts (the workflow timed out, was stopped, or the token is not one)
-is logged and answered False: it never fails the task, whose results are stored and announced as usual.
-Any other failure of the call is AWS's, and the record is delivered again.
+is answered with Step Functions' code, which the check's outcome logs: it never fails the task, whose
+results are stored and announced as usual. Any other failure of the call is AWS's, and the record is
+delivered again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ocr_poller.errors import Redeliver
 from ocr_poller.limits import MAX_REASON_BYTES, capped
-from ocr_poller.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -29,22 +29,22 @@ REFUSED_TOKEN_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidTok
 
 
 class StepFunctionsCallbacks:
-    """Answers a workflow waiting on a task token; True when Step Functions took the answer."""
+    """Answers a workflow waiting on a task token: None when Step Functions took the answer, else its code."""
 
     def __init__(self, *, client: SFNClient | None = None) -> None:
         self._sfn = client or boto3.client("stepfunctions")
 
-    def heartbeat(self, token: str) -> bool:
+    def heartbeat(self, token: str) -> str | None:
         """Tell the waiting state the task is still running (resets its HeartbeatSeconds)."""
         return self._call("SendTaskHeartbeat", token, lambda: self._sfn.send_task_heartbeat(taskToken=token))
 
-    def succeed(self, token: str, output: str) -> bool:
+    def succeed(self, token: str, output: str) -> str | None:
         """End the waiting state successfully with `output` (a JSON document) as its result."""
         return self._call(
             "SendTaskSuccess", token, lambda: self._sfn.send_task_success(taskToken=token, output=output)
         )
 
-    def fail(self, token: str, error: str, cause: str) -> bool:
+    def fail(self, token: str, error: str, cause: str) -> str | None:
         """End the waiting state with `error` (e.g. `OCR.Error`) and `cause`, capped to their limits."""
         return self._call(
             "SendTaskFailure",
@@ -54,21 +54,18 @@ class StepFunctionsCallbacks:
             ),
         )
 
-    def _call(self, action: str, token: str, send: Callable[[], dict[str, Any]]) -> bool:
+    def _call(self, action: str, token: str, send: Callable[[], dict[str, Any]]) -> str | None:
         try:
             send()
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
             if code in REFUSED_TOKEN_CODES:
-                logger.warning(
-                    "Step Functions refused the task token", extra={"callback": action, "errorCode": code}
-                )
-                return False
+                return code
             raise Redeliver(_reason(f"{action} failed: {code} {error.get('Message', '')}", token)) from exc
         except BotoCoreError as exc:
             raise Redeliver(_reason(f"{action} failed: {exc}", token)) from exc
-        return True
+        return None
 
 
 def _reason(text: str, token: str) -> str:
