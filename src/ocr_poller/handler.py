@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ocr_poller.batch import ConcurrentBatchProcessor
+from ocr_poller.batch import SqsRecord, check_batch
 from ocr_poller.errors import Refused
 from ocr_poller.limits import MAX_FIELD_BYTES, capped
 from ocr_poller.observability import logger, metrics, record_outcome
@@ -37,16 +35,13 @@ def lambda_handler(event: Any, context: LambdaContext, wiring: Wiring | None = N
     # The invocation's end on the collaborators' clock: no check may outlive it.
     ends_at = deps.clock() + context.get_remaining_time_in_millis() / 1000
     if shape is EventShape.SQS:
-        processor = ConcurrentBatchProcessor(max_workers=wiring.max_concurrent_checks, logger=logger)
 
-        def record_handler(record: SQSRecord) -> None:
-            logger.thread_safe_append_keys(messageId=record.message_id)
-            delivery = Delivery(record.message_id, ends_at, from_queue=True)
-            record_outcome(process_body(record.body, delivery, deps))
+        def check(record: SqsRecord) -> None:
+            logger.thread_safe_append_keys(messageId=record["messageId"])
+            delivery = Delivery(record["messageId"], ends_at, from_queue=True)
+            record_outcome(process_body(record["body"], delivery, deps))
 
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+        return check_batch(event["Records"], check, max_workers=wiring.max_concurrent_checks)
     event_id = capped(str(event.get("id")), MAX_FIELD_BYTES)
     logger.append_keys(eventId=event_id)
     outcome = process_detail(event["detail"], Delivery(event_id, ends_at, from_queue=False), deps)

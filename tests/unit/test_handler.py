@@ -45,7 +45,9 @@ def test_sqs_batch_checks_every_record(world: World) -> None:
     assert sorted(request.endpoint for request, _ in world.queue.sent) == ["RecognizeLabel", "RecognizePdf"]
 
 
-def test_a_record_that_fails_is_reported_alone(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_record_that_fails_is_reported_alone(
+    world: World, monkeypatch: pytest.MonkeyPatch, function_log: io.StringIO
+) -> None:
     # Given a batch where writing the first record's check fails (DynamoDB down, say)
     crashing = replace(world.deps, records=CrashOnce(world.records, "commit"))
     monkeypatch.setattr(handler, "real_wiring", lambda: Wiring(crashing, SETTINGS.max_concurrent_checks))
@@ -58,6 +60,11 @@ def test_a_record_that_fails_is_reported_alone(world: World, monkeypatch: pytest
     # Then exactly the record whose commit crashed is retried
     failed = response["batchItemFailures"]
     assert len(failed) == 1 and failed[0]["itemIdentifier"] in {r["messageId"] for r in event["Records"]}
+    # And logged once, with its message id and the exception's traceback
+    lines = [json.loads(line) for line in function_log.getvalue().splitlines()]
+    (logged,) = [line for line in lines if line["level"] == "ERROR"]
+    assert logged["messageId"] == failed[0]["itemIdentifier"]
+    assert logged["message"] == "record failed: SQS delivers it again" and "Traceback" in logged["exception"]
     assert len(world.queue.sent) == 1
 
 
