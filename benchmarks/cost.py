@@ -6,8 +6,8 @@ billed duration and the log bytes of an invocation at the template's defaults: o
 invocation (what low traffic gives), the API answering in 200 ms, the handler as deployed (INFO logs, EMF
 metrics, Lambda's context), under the share of a CPU Lambda gives the template's MemorySize (a cgroup CPU
 quota, where this machine allows one). Also measured: invocations of a full batch (the template's
-BatchSize, what high traffic gives). Priced beside them: the floor at one record per invocation (the
-requests the contract requires and the API's 200 ms, nothing else), and the same checks in a Lambda that
+BatchSize, what high traffic gives). Priced beside them: the design's floor at one record per invocation
+(the same requests, Lambda billed for the API's 200 ms alone, no log line), and the same checks in a Lambda that
 sleeps between them and in a Step Functions workflow whose Wait state replaces the SQS delay. Free tiers
 and monthly fixed costs are left out of the totals and named in the notes.
 """
@@ -190,8 +190,8 @@ def figure(schedule: dict[str, Any], scale: dict[str, Any], timing: dict[str, An
     batch_size = timing["full_batches"]["requeued"]["records"]
     ours = usage(single, memory_mb)
     full_batches = usage(timing["full_batches"], memory_mb)
-    # What no implementation of the contract at one record per invocation goes below: its requests, and
-    # Lambda billed for the API's answer alone - no CPU, no other request's latency, no log line.
+    # This design's floor at one record per invocation: its requests (the contract's, the consistent read,
+    # X-Ray's sample) and Lambda billed for the API's answer alone - no CPU, no other latency, no log line.
     floor = replace(ours, gb_seconds=checks * API_SECONDS * gb, log_bytes=0.0)
     requeued_seconds = _billed_seconds_per_check(single["requeued"])
     sleeping_invocations = schedule["ours_mean_invocations_if_sleeping"]
