@@ -6,10 +6,10 @@ billed duration and the log bytes of an invocation at the template's defaults: o
 invocation (what low traffic gives), the API answering in 200 ms, the handler as deployed (INFO logs, EMF
 metrics, Lambda's context), under the share of a CPU Lambda gives the template's MemorySize (a cgroup CPU
 quota, where this machine allows one). Also measured: invocations of a full batch (the template's
-BatchSize, what high traffic gives). Priced beside them: the design's floor at one record per invocation
-(the same requests, Lambda billed for the API's 200 ms alone, no log line), and the same checks in a Lambda that
-sleeps between them and in a Step Functions workflow whose Wait state replaces the SQS delay. Free tiers
-and monthly fixed costs are left out of the totals and named in the notes.
+BatchSize, what high traffic gives). Priced beside them: the design's floor at one record per
+invocation (the same requests, Lambda billed for the API's 200 ms alone, no log line), and the same
+checks in a Lambda that sleeps between them and in a Step Functions workflow whose Wait state replaces
+the SQS delay. Free tiers and monthly fixed costs are left out of the totals and named in the notes.
 """
 
 from __future__ import annotations
