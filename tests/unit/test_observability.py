@@ -45,6 +45,7 @@ def test_only_a_routine_requeue_stays_below_info(
     assert [line["message"] for line in lines] == ([f"poll request {result.action.value}"] if logged else [])
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")  # as observability.py does
 @pytest.mark.parametrize(
     ("result", "counted"),
     [
