@@ -24,6 +24,8 @@ from ocr_poller_tools.sandbox import (
     Stack,
     deploy_stack,
     environment,
+    function_properties,
+    load_template,
 )
 from ocr_poller_tools.submission import SubmittingApi, submission_body
 
@@ -110,24 +112,15 @@ def emulator(processing_seconds: float) -> Iterator[Service]:
 
 def memory_size_mb() -> int:
     """The function's MemorySize in template.yaml."""
-    return int(_function()["Properties"]["MemorySize"])
+    return int(function_properties(load_template(TEMPLATE))["MemorySize"])
 
 
 def sqs_batch_size() -> int:
     """The most records template.yaml's SQS event source hands one invocation."""
-    for source in _function()["Properties"]["Events"].values():
+    for source in function_properties(load_template(TEMPLATE))["Events"].values():
         if source["Type"] == "SQS":
             return int(source["Properties"]["BatchSize"])
     raise ServiceError("template.yaml's function has no SQS event source")
-
-
-def _function() -> dict[str, Any]:
-    from ocr_poller_tools.sandbox import load_template
-
-    for resource in load_template(TEMPLATE)["Resources"].values():
-        if resource.get("Type") == "AWS::Serverless::Function":
-            return dict(resource)
-    raise ServiceError("template.yaml has no function")
 
 
 def deploy(moto_url: str) -> Stack:

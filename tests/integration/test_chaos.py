@@ -898,32 +898,29 @@ class ChaosRun:
         return str(args[0]), None
 
     def before(self, invocation: Invocation, point: str | None, task: str) -> None:
-        with invocation.lock:
-            if invocation.killed is not None:
-                self.close_checks(invocation, "killed")
-                raise Killed(f"invocation {invocation.number} is dead")
-            crash = None if point is None else self.crashes(invocation, point, "before", task)
-            if crash == "failure":
-                self.close_checks(invocation, "failed", task)
-                raise Failure(f"injected failure before {point}")
-            if crash == "kill":
-                self.close_checks(invocation, "killed")
-                raise Killed(f"killed before {point}")
+        self._may_crash(invocation, point, "before", task, dead=f"invocation {invocation.number} is dead")
 
     def after(self, invocation: Invocation, point: str | None, task: str) -> None:
+        # Another thread may have killed the invocation while this call was in flight: it happened, this
+        # thread dies now.
+        dead = f"invocation {invocation.number} died during the call"
+        self._may_crash(invocation, point, "after", task, dead=dead)
+
+    def _may_crash(
+        self, invocation: Invocation, point: str | None, side: str, task: str, *, dead: str
+    ) -> None:
+        """Die with the invocation if it was killed, else fail or kill it here if the plan says so."""
         with invocation.lock:
             if invocation.killed is not None:
-                # Another thread killed the invocation while this call was in flight: it happened, this
-                # thread dies now.
                 self.close_checks(invocation, "killed")
-                raise Killed(f"invocation {invocation.number} died during the call")
-            crash = None if point is None else self.crashes(invocation, point, "after", task)
+                raise Killed(dead)
+            crash = None if point is None else self.crashes(invocation, point, side, task)
             if crash == "failure":
                 self.close_checks(invocation, "failed", task)
-                raise Failure(f"injected failure after {point}")
+                raise Failure(f"injected failure {side} {point}")
             if crash == "kill":
                 self.close_checks(invocation, "killed")
-                raise Killed(f"killed after {point}")
+                raise Killed(f"killed {side} {point}")
 
     def crashes(self, invocation: Invocation, point: str, side: str, task: str) -> str | None:
         """Whether to kill the invocation here, or fail the call (the caller holds its lock); logs it."""

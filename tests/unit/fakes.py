@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
@@ -248,24 +248,34 @@ class Crash(RuntimeError):
     """An injected crash: the function died at this point."""
 
 
-class CrashOnce:
-    """Wraps a fake or real adapter: the first call of `method` dies before reaching it, later ones pass."""
+class FirstCall:
+    """Wraps a fake or real adapter: the first call of `method` goes through `first_call`, later ones pass."""
 
     def __init__(self, inner: object, method: str) -> None:
         self._inner = inner
         self._method = method
-        self.crashed = False
+        self.intercepted = False
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._inner, name)
-        if name != self._method or self.crashed:
+        if name != self._method or self.intercepted:
             return attribute
 
-        def crash(*args: object, **kwargs: object) -> NoReturn:
-            self.crashed = True
-            raise Crash(f"injected crash instead of {name}")
+        def intercept(*args: Any, **kwargs: Any) -> Any:
+            self.intercepted = True
+            return self.first_call(attribute, *args, **kwargs)
 
-        return crash
+        return intercept
+
+    def first_call(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+class CrashOnce(FirstCall):
+    """The first call of `method` dies before reaching the adapter; later ones pass."""
+
+    def first_call(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> NoReturn:
+        raise Crash(f"injected crash instead of {self._method}")
 
 
 class Spy:

@@ -16,35 +16,27 @@ import pytest
 
 from ocr_poller.errors import Redeliver
 from ocr_poller.poll import Action, Collaborators, process_body
-from tests.unit.fakes import FakeApi, Reply, World
+from tests.unit.fakes import FakeApi, FirstCall, Reply, World
 
 TASK = "c4b60313-4f78-45f8-b708-069eb98dc22e"
 BODY = json.dumps({"taskId": TASK, "endpoint": "RecognizeLabel", "taskToken": "tok"})
 VISIBILITY_TIMEOUT_SECONDS = 1800
 
 
-class Interleave:
+class Interleave(FirstCall):
     """Wraps a collaborator: runs `twin` once, just before or just after the first call of `method`."""
 
     def __init__(self, inner: object, method: str, when: str, twin: Callable[[], None]) -> None:
-        self._inner, self._method, self._when, self._twin = inner, method, when, twin
-        self.done = False
+        super().__init__(inner, method)
+        self._when, self._twin = when, twin
 
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._inner, name)
-        if name != self._method or self.done:
-            return attribute
-
-        def interleaved(*args: Any, **kwargs: Any) -> Any:
-            self.done = True
-            if self._when == "before":
-                self._twin()
-            result = attribute(*args, **kwargs)
-            if self._when == "after":
-                self._twin()
-            return result
-
-        return interleaved
+    def first_call(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._when == "before":
+            self._twin()
+        result = call(*args, **kwargs)
+        if self._when == "after":
+            self._twin()
+        return result
 
 
 # Every step of the first copy at which the second can run: (collaborator, method, before/after).

@@ -122,7 +122,7 @@ def deploy_stack(
         raise ValueError(f"name_suffix {name_suffix!r} must match {_NAME_SUFFIX.pattern}")
     template = load_template(template_path)
     deployment = _Deployment(template, endpoint_url=endpoint_url, region=region, name_suffix=name_suffix)
-    function = _function(template)
+    function = function_properties(template)
     environment_variables = function.get("Environment", {}).get("Variables", {})
     resolved = {name: deployment.resolve(value) for name, value in environment_variables.items()}
     function_environment = {name: str(value) for name, value in resolved.items() if value is not _NO_VALUE}
@@ -155,7 +155,7 @@ def environment(stack: Stack, endpoint_url: str, **overrides: str) -> dict[str, 
     }
 
 
-def _function(template: Mapping[str, Any]) -> dict[str, Any]:
+def function_properties(template: Mapping[str, Any]) -> dict[str, Any]:
     """Properties of the template's one serverless function."""
     functions = [
         resource.get("Properties", {})
